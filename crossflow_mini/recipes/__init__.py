@@ -1,0 +1,106 @@
+"""Recipes: how each named checkpoint is built, trained, measured and found again.
+
+The CLI (``python -m crossflow_mini train NAME``) and the notebooks call the same recipe, so a number in
+``data/results`` and the same number in a notebook come from the same code. ``load(NAME)`` returns the
+model for the active profile: the shipped weights when their config matches, else the cache, else - where
+the profile allows it - a fresh training run.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .. import checkpoints
+from ..autoencoder import ImageAutoencoder
+from ..config import RESULTS_DIR, Profile, config_hash, get_profile, to_dict
+from ..utils import atomic_write_text
+from . import autoencoder as ae_recipe
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    config: Callable[[Profile], Any]  # the recipe config for a profile
+    build: Callable[[Any], torch.nn.Module]  # an untrained model for a config
+    train: Callable[[Any, str], tuple[torch.nn.Module, dict[str, Any]]]  # (config, name) -> (model, metrics)
+    evaluate: Callable[[torch.nn.Module, Any], dict[str, Any]]  # (model, config) -> metrics
+
+
+RECIPES: dict[str, Recipe] = {
+    "autoencoder_shapes": Recipe(
+        "autoencoder_shapes", "AutoencoderKL for ShapesWorld, 3 x 32 x 32 <-> 4 x 8 x 8",
+        lambda p: p.autoencoder_shapes, lambda r: ImageAutoencoder(r.model),
+        lambda r, name: ae_recipe.train_autoencoder(r, name), ae_recipe.evaluate_autoencoder),
+    "autoencoder_fashion": Recipe(
+        "autoencoder_fashion", "AutoencoderKL for Fashion-MNIST, 1 x 32 x 32 (padded 28 x 28) <-> 4 x 8 x 8",
+        lambda p: p.autoencoder_fashion, lambda r: ImageAutoencoder(r.model),
+        lambda r, name: ae_recipe.train_autoencoder(r, name), ae_recipe.evaluate_autoencoder),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise KeyError(f"unknown checkpoint {name!r}; known: {', '.join(sorted(RECIPES))} "
+                       f"(`python -m crossflow_mini list`)")
+    return RECIPES[name]
+
+
+def load(name: str, profile: Profile | None = None) -> torch.nn.Module:
+    """The model ``name`` for ``profile`` (default: the active one), in eval mode."""
+    profile = profile or get_profile()
+    recipe = get_recipe(name)
+    model, _ = checkpoints.load_or_train(name, recipe.config(profile), recipe.build,
+                                         lambda cfg: recipe.train(cfg, name), allow_train=profile.train_missing)
+    return model
+
+
+def results_path(name: str) -> Path:
+    return RESULTS_DIR / f"{name}.json"
+
+
+def write_results(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any], checkpoint_dir: Path) -> Path:
+    """Write ``data/results/<name>.json``: the metrics, the config they belong to, and the command."""
+    try:
+        where = str(checkpoint_dir.relative_to(checkpoints.shipped_dir(name).parent.parent.parent))
+    except ValueError:
+        where = checkpoint_dir.name
+    blob = {"name": name, "profile": profile.name, "config_hash": config_hash(cfg), "checkpoint": where,
+            "command": f"CROSSFLOW_PROFILE={profile.name} python -m crossflow_mini train {name}",
+            "metrics": metrics, "config": to_dict(cfg),
+            "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                            "machine": platform.machine(), "python": platform.python_version()}}
+    path = results_path(name)
+    atomic_write_text(path, json.dumps(blob, indent=2) + "\n")
+    return path
+
+
+def train_and_save(name: str, profile: Profile | None = None, ship: bool | None = None) -> tuple[Path, dict]:
+    """Train ``name`` from scratch (resuming an interrupted run), save it, and write its results.
+
+    With the shipped config (``course``/``full`` profiles) the weights go to ``data/checkpoints/<name>`` and
+    the metrics to ``data/results/<name>.json``; a ``smoke`` run only fills the cache."""
+    profile = profile or get_profile()
+    recipe = get_recipe(name)
+    cfg = recipe.config(profile)
+    ship = profile.name != "smoke" if ship is None else ship
+    out = checkpoints.shipped_dir(name) if ship else checkpoints.cached_dir(name, cfg)
+    _, meta = checkpoints.load_or_train(name, cfg, recipe.build, lambda c: recipe.train(c, name),
+                                        force_train=True, output_dir=out)
+    if ship:
+        write_results(name, profile, cfg, meta["metrics"], out)
+    return out, meta["metrics"]
+
+
+def evaluate(name: str, profile: Profile | None = None) -> dict[str, Any]:
+    """Re-measure the checkpoint ``name`` (it must exist for this profile's config)."""
+    profile = profile or get_profile()
+    recipe = get_recipe(name)
+    model = load(name, profile)
+    return recipe.evaluate(model, recipe.config(profile))

