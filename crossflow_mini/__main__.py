@@ -51,14 +51,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, r in recipes.RECIPES.items():
             cfg = r.config(profile)
             state = "missing"
-            if (checkpoints.shipped_dir(name) / checkpoints.WEIGHTS_FILE).exists():
+            for label, directory in (("shipped", checkpoints.shipped_dir(name)),
+                                     ("cached", checkpoints.cached_dir(name, cfg))):
                 try:
-                    checkpoints.load_checkpoint(checkpoints.shipped_dir(name), cfg, name=name)
-                    state = "shipped"
+                    checkpoints.load_checkpoint(directory, cfg, name=name)
+                    state = label
+                    break
                 except checkpoints.CheckpointError:
-                    state = "shipped (other config)"
-            elif (checkpoints.cached_dir(name, cfg) / checkpoints.WEIGHTS_FILE).exists():
-                state = "cached"
+                    continue
+            if state == "missing" and (checkpoints.shipped_dir(name) / checkpoints.WEIGHTS_FILE).exists():
+                state = "shipped for another config"
             print(f"{name:24s} {state:24s} {r.description}")
         return 0
     try:

@@ -128,6 +128,24 @@ class AutoencoderRecipe:
 
 
 @dataclass(frozen=True)
+class JudgeConfig:
+    """The ShapesWorld judge network (:mod:`crossflow_mini.judge`)."""
+
+    width: int = 48
+    dilations: tuple[int, ...] = (1, 2, 4, 1)
+    image_size: int = 32
+
+
+@dataclass(frozen=True)
+class JudgeRecipe:
+    """Everything that determines the judge checkpoint: network, training run and the renders it learns from."""
+
+    model: JudgeConfig = JudgeConfig()
+    train: TrainConfig = TrainConfig()
+    shapes: ShapesDataConfig = ShapesDataConfig()
+
+
+@dataclass(frozen=True)
 class Flow2DConfig:
     """The 2-D flow-matching lesson of notebook 01."""
 
@@ -137,6 +155,8 @@ class Flow2DConfig:
     train: TrainConfig = TrainConfig(steps=1500, batch_size=256, lr=3e-3, warmup_steps=50, ema_decay=0.0,
                                      weight_decay=0.0, betas=(0.9, 0.999), ckpt_every=0)
     euler_steps: int = 50
+    time_sampler: str = "uniform"  # or "logit_normal", as in the CrossFlow code (flow.TIME_SAMPLERS)
+    num_threads: int = 1  # the 2-D networks are tiny: one CPU thread is faster than several
     n_show: int = 512  # points drawn in scatter plots
     n_traj: int = 24  # trajectories drawn
 
@@ -162,6 +182,7 @@ class Profile:
     autoencoder_fashion: AutoencoderRecipe
     autoencoder_demo: TrainConfig  # the short live training run in notebook 02
     flow2d: Flow2DConfig
+    judge: JudgeRecipe = JudgeRecipe()
     train_missing: bool = True  # may a notebook train a checkpoint that is neither shipped nor cached?
     n_preview: int = 8  # images per preview grid
     n_captions_demo: int = 512  # captions embedded in the notebook-00 text-encoder demo
@@ -205,6 +226,7 @@ def _smoke() -> Profile:
         flow2d=Flow2DConfig(n_points=512, hidden=32, layers=2,
                             train=dataclasses.replace(Flow2DConfig().train, steps=20, batch_size=64),
                             euler_steps=8, n_show=128, n_traj=8),
+        judge=JudgeRecipe(model=JudgeConfig(width=16, dilations=(1, 2)), train=tiny_train, shapes=shapes),
         n_preview=4,
         n_captions_demo=16,
         eval_images=64,
@@ -222,6 +244,7 @@ def _course() -> Profile:
         autoencoder_fashion=_AE_FASHION,
         autoencoder_demo=dataclasses.replace(_AE_SHAPES.train, steps=300, warmup_steps=50, ckpt_every=0),
         flow2d=Flow2DConfig(),
+        judge=_JUDGE,
         train_missing=False,
     )
 
@@ -237,9 +260,13 @@ def _full() -> Profile:
         autoencoder_fashion=_AE_FASHION,
         autoencoder_demo=dataclasses.replace(_AE_SHAPES.train, steps=1000, warmup_steps=50, ckpt_every=0),
         flow2d=Flow2DConfig(train=dataclasses.replace(Flow2DConfig().train, steps=4000)),
+        judge=_JUDGE,
         eval_images=4000,
     )
 
+
+_JUDGE = JudgeRecipe(train=TrainConfig(steps=2500, batch_size=64, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0,
+                                        warmup_steps=100, lr_schedule="cosine", ema_decay=0.0, ckpt_every=250))
 
 _BUILDERS = {"smoke": _smoke, "course": _course, "full": _full}
 

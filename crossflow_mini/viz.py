@@ -33,7 +33,7 @@ def show_images(images: torch.Tensor | np.ndarray, titles: Sequence[str] | None 
     n = len(x)
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    extra = 0.35 if titles is not None else 0.0
+    extra = 0.5 if titles is not None else 0.0  # room for a caption of up to three short lines
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + extra)), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -83,8 +83,8 @@ def scatter2d(points: torch.Tensor, ax=None, c=None, s: float = 3.0, title: str 
     if ax is None:
         _, ax = plt.subplots(figsize=(2.6, 2.6))
     p = points.detach().cpu().numpy()
-    ax.scatter(p[:, 0], p[:, 1], s=s, c=None if c is None else np.asarray(c), cmap=cmap, alpha=alpha,
-               vmin=0, vmax=1)
+    colour = {} if c is None else {"c": np.asarray(c), "cmap": cmap, "vmin": 0, "vmax": 1}
+    ax.scatter(p[:, 0], p[:, 1], s=s, alpha=alpha, **colour)
     if title:
         ax.set_title(title, fontsize=8)
     ax.set_aspect("equal")

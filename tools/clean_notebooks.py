@@ -1,5 +1,7 @@
-"""Strip what a notebook run leaves behind that is not content: execution counts, cell metadata other than
-tags, widget state, and interpreter versions. Outputs stay (they are the committed course run)."""
+"""Strip what a notebook run leaves behind that is not content: cell metadata other than tags, widget state,
+interpreter versions. Outputs stay (they are the committed course run), and execution counts are renumbered
+1..N over the code cells - nbval refuses a cell that has outputs but no execution count - so that a rerun
+that changes nothing changes no bytes."""
 
 from __future__ import annotations
 
@@ -14,13 +16,15 @@ def clean(path: str) -> None:
     nb = nbformat.read(path, as_version=4)
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                    "language_info": {"name": "python"}}
+    count = 0
     for cell in nb.cells:
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in KEEP_CELL_METADATA}
         if cell.cell_type == "code":
-            cell.execution_count = None
+            count += 1
+            cell.execution_count = count
             for out in cell.outputs:
                 if "execution_count" in out:
-                    out["execution_count"] = None
+                    out["execution_count"] = count
                 out.get("metadata", {}).clear() if isinstance(out.get("metadata"), dict) else None
                 if "data" in out:
                     out["data"].pop("application/vnd.jupyter.widget-view+json", None)

@@ -189,6 +189,14 @@ class ShapesWorldSplit:
         """All images as float32 ``(N, 3, H, W)`` in ``[-1, 1]``."""
         return _to_tensor(self.images)
 
+    def subset(self, which: np.ndarray) -> "ShapesWorldSplit":
+        """The samples selected by a boolean mask or an index array (e.g. ``split.subset(split.heldout)``)."""
+        idx = np.flatnonzero(which) if np.asarray(which).dtype == bool else np.asarray(which, dtype=np.int64)
+        return ShapesWorldSplit(
+            self.split, self.images[idx], [self.captions[i] for i in idx], self.kinds[idx], self.n_objects[idx],
+            self.shapes[idx], self.colours[idx], self.sizes[idx], self.centres[idx], self.positions[idx],
+            self.relations[idx], self.heldout[idx])
+
 
 def _check_index(i: int, n: int) -> int:
     if not -n <= i < n:

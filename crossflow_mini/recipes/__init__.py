@@ -21,6 +21,7 @@ from ..autoencoder import ImageAutoencoder
 from ..config import RESULTS_DIR, Profile, config_hash, get_profile, to_dict
 from ..utils import atomic_write_text
 from . import autoencoder as ae_recipe
+from . import judge as judge_recipe
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,17 @@ RECIPES: dict[str, Recipe] = {
         "autoencoder_fashion", "AutoencoderKL for Fashion-MNIST, 1 x 32 x 32 (padded 28 x 28) <-> 4 x 8 x 8",
         lambda p: p.autoencoder_fashion, lambda r: ImageAutoencoder(r.model),
         lambda r, name: ae_recipe.train_autoencoder(r, name), ae_recipe.evaluate_autoencoder),
+    "judge_shapes": Recipe(
+        "judge_shapes", "ShapesWorld judge: reads shape, colour, size, position and count back from an image",
+        lambda p: p.judge, lambda r: _judge_net(r.model),
+        lambda r, name: judge_recipe.train_judge(r, name), judge_recipe.evaluate_judge),
 }
+
+
+def _judge_net(cfg):
+    from ..judge import JudgeNet
+
+    return JudgeNet(cfg)
 
 
 def get_recipe(name: str) -> Recipe:

@@ -41,7 +41,7 @@ def make_data(coupling: str, n: int, seed: int = 0, crossed: bool = False) -> Fl
 
 def train_flow2d(coupling: str, cfg: Flow2DConfig, seed: int | None = None, crossed: bool = False,
                  callback: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
-    """Fit an :class:`MLPVelocity` by flow matching (uniform t) for the given coupling."""
+    """Fit an :class:`MLPVelocity` by flow matching (times drawn by ``cfg.time_sampler``) for the coupling."""
     seed = cfg.train.seed if seed is None else seed
     data = make_data(coupling, cfg.n_points, seed, crossed=crossed)
     torch.manual_seed(seed)
@@ -55,7 +55,7 @@ def train_flow2d(coupling: str, cfg: Flow2DConfig, seed: int | None = None, cros
 
     def loss_fn(m: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         z0, z1 = batch
-        return flow_matching_loss(m, z0, z1, time_sampler="uniform")
+        return flow_matching_loss(m, z0, z1, time_sampler=cfg.time_sampler)
 
     return train(model, loss_fn, batch_fn, cfg.train, callback=callback, desc=f"2-D flow ({coupling})")
 
