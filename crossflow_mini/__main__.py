@@ -1,7 +1,8 @@
 """Command line: ``python -m crossflow_mini {list,train,evaluate,reproduce,bench}``.
 
     python -m crossflow_mini list                        # the named checkpoints and where they stand
-    python -m crossflow_mini train autoencoder_shapes    # train (resumes if interrupted), ship, write results
+    python -m crossflow_mini train autoencoder_shapes    # train (resumes if interrupted; --fresh restarts), ship,
+                                                         # write data/results
     python -m crossflow_mini evaluate autoencoder_shapes # re-measure a checkpoint
     python -m crossflow_mini reproduce                   # train every shipped checkpoint from scratch
     python -m crossflow_mini bench                       # speed figures for the README
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="the named checkpoints")
     p_train = sub.add_parser("train", help="train a named checkpoint (resumes an interrupted run)")
     p_train.add_argument("name")
+    p_train.add_argument("--fresh", action="store_true",
+                         help="discard an earlier run's saved state (data/cache/runs) and start from step 0")
     p_eval = sub.add_parser("evaluate", help="re-measure a named checkpoint")
     p_eval.add_argument("name")
     p_rep = sub.add_parser("reproduce", help="train every shipped checkpoint from scratch and write data/results")
@@ -65,14 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if args.command == "train":
-            out, metrics = recipes.train_and_save(args.name, profile)
+            out, metrics = recipes.train_and_save(args.name, profile, fresh=args.fresh)
             print(f"saved {out}")
             print(json.dumps(metrics, indent=2))
         elif args.command == "evaluate":
             print(json.dumps(recipes.evaluate(args.name, profile), indent=2))
         elif args.command == "reproduce":
             for name in args.names or list(recipes.RECIPES):
-                out, metrics = recipes.train_and_save(name, profile)
+                out, metrics = recipes.train_and_save(name, profile, fresh=True)
                 print(f"{name}: saved {out}\n{json.dumps(metrics, indent=2)}")
         elif args.command == "bench":
             from .bench import run_benchmarks

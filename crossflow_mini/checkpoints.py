@@ -146,6 +146,11 @@ def cached_dir(name: str, cfg: Any) -> Path:
     return C.cache_dir() / "checkpoints" / f"{name}-{C.config_hash(cfg)}"
 
 
+def run_dir(name: str, cfg: Any) -> Path:
+    """Where the resumable training state of recipe ``name`` with config ``cfg`` lives (``data/cache/runs``)."""
+    return C.cache_dir() / "runs" / f"{name}-{C.config_hash(cfg)}"
+
+
 def load_or_train(name: str, cfg: Any, build: Callable[[Any], torch.nn.Module],
                   train: Callable[[Any], tuple[torch.nn.Module, dict[str, Any]]], *,
                   allow_train: bool = True, force_train: bool = False,

@@ -265,8 +265,9 @@ def _full() -> Profile:
     )
 
 
-_JUDGE = JudgeRecipe(train=TrainConfig(steps=2500, batch_size=64, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0,
-                                        warmup_steps=100, lr_schedule="cosine", ema_decay=0.0, ckpt_every=250))
+_JUDGE = JudgeRecipe(model=JudgeConfig(width=32),
+                     train=TrainConfig(steps=1500, batch_size=64, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0,
+                                       warmup_steps=100, lr_schedule="cosine", ema_decay=0.0, ckpt_every=250))
 
 _BUILDERS = {"smoke": _smoke, "course": _course, "full": _full}
 

@@ -10,6 +10,15 @@ import torch
 os.environ.setdefault("CROSSFLOW_PROGRESS", "0")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Unit tests use small tensors: one thread is fastest, and a busy machine cannot stall it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

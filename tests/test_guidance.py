@@ -13,14 +13,6 @@ from crossflow_mini.guidance import (GuidanceConfig, derangement_within, guided_
                                      swap_targets, unconditional_mask)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class ToyVelocity(torch.nn.Module):
     """A small per-sample network whose output depends on z, t and the indicator; counts its calls."""
 

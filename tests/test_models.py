@@ -34,15 +34,6 @@ TOKEN_DIM = 384
 B = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest and is not slowed down by other processes on a small machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _crossflow(seed: int = 0, **kw) -> VelocityTransformer:
     torch.manual_seed(seed)
     return VelocityTransformer(VelocityTransformerConfig(**{**SMALL, **kw}))

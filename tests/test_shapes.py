@@ -287,3 +287,15 @@ def test_dataset_items_and_images_tensor():
         ds[CFG.n_val]
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=8)))
     assert batch["image"].shape == (8, 3, 32, 32) and len(batch["caption"]) == 8
+
+
+def test_judge_split_covers_every_combination_and_is_not_train():
+    """The judge's own training split holds every (shape, colour) pair, held-out ones included, and shares no
+    images with the generators' train split."""
+    cfg = ShapesDataConfig(n_train=600, n_val=10, n_test=10)
+    judge = sw.generate_split(sw.JUDGE_SPLIT, cfg)
+    train = sw.generate_split("train", cfg)
+    present = judge.shapes >= 0
+    combos = {(sw.SHAPES[s], sw.COLOURS[c]) for s, c in zip(judge.shapes[present], judge.colours[present])}
+    assert combos == {(s, c) for s in sw.SHAPES for c in sw.COLOURS}
+    assert not (judge.images == train.images).all(axis=(1, 2, 3)).any()

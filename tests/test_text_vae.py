@@ -21,14 +21,6 @@ F64 = torch.float64
 TINY = TextVEConfig(width=32, n_layers=1, n_heads=2, reduction_layers=1, max_tokens=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _batch(b=4, length=6, dim=384, seed=0, lengths=None):
     g = torch.Generator().manual_seed(seed)
     tokens = torch.randn(b, length, dim, generator=g)

@@ -36,6 +36,13 @@ def results_table() -> str:
         if "psnr_db_heldout_combinations" in m:
             rows.append(f"| {name} | shapes, held-out combinations | reconstruction PSNR | "
                         f"{m['psnr_db_heldout_combinations']:.2f} dB | - | same |")
+    j = _load("judge_shapes.json")
+    if j is not None:
+        for label, key in (("test split", "test"), ("held-out combinations", "test_heldout_combinations")):
+            m = j["metrics"][key]
+            accs = ", ".join(f"{k} {m[k]:.3f}" for k in ("count", "shape", "colour", "size", "position"))
+            rows.append(f"| judge_shapes | shapes, {label} ({m['n_images']} renders) | judge accuracy per attribute | "
+                        f"{accs} | - (GenEval uses a detector) | `{j['command']}` |")
     return "\n".join(rows)
 
 

@@ -129,6 +129,11 @@ CAPTION_TEMPLATES: dict[str, tuple[str, ...]] = {
 # (shape, colour) combination ids: shape * len(COLOURS) + colour. Sorted, so sampling never depends on set order.
 _N_COMBOS = len(SHAPES) * len(COLOURS)
 _HELDOUT_IDS = np.array(sorted(SHAPES.index(s) * len(COLOURS) + COLOURS.index(c) for s, c in HELDOUT_COMBINATIONS))
+#: An extra split for the judge (the referee, not a model under test): ``cfg.n_train`` fresh scenes over ALL
+#: (shape, colour) combinations, so that it can recognise the held-out ones it will be asked to judge.
+#: No generator ever trains on it, and the judge is scored on the ``test`` split, which it never sees.
+JUDGE_SPLIT = "judge"
+JUDGE_HELDOUT_FRACTION = len(HELDOUT_COMBINATIONS) / _N_COMBOS  # every combination about equally often
 _IN_DIST_IDS = np.setdiff1d(np.arange(_N_COMBOS), _HELDOUT_IDS)
 _ALL_IDS = np.arange(_N_COMBOS)
 _PALETTE = np.array([COLOUR_RGB[c] for c in COLOURS], dtype=np.float32)
@@ -499,18 +504,18 @@ _SAMPLERS = {"single": _sample_single, "pair": _sample_pair, "count": _sample_co
 
 # ---------------------------------------------------------------------------------------------- generation
 def split_seed(split: str, cfg: ShapesDataConfig) -> int:
-    """The seed of ``split``: ``cfg.seed * SPLIT_SEED_STRIDE + SPLITS.index(split)``."""
-    return cfg.seed * SPLIT_SEED_STRIDE + SPLITS.index(_check_split(split))
+    """The seed of ``split``: ``cfg.seed * SPLIT_SEED_STRIDE + (SPLITS + (JUDGE_SPLIT,)).index(split)``."""
+    return cfg.seed * SPLIT_SEED_STRIDE + (*SPLITS, JUDGE_SPLIT).index(_check_split(split))
 
 
 def _check_split(split: str) -> str:
-    if split not in SPLITS:
+    if split not in SPLITS and split != JUDGE_SPLIT:
         raise ValueError(f"unknown ShapesWorld split {split!r}; choose one of {', '.join(SPLITS)}")
     return split
 
 
 def _split_size(split: str, cfg: ShapesDataConfig) -> int:
-    field = f"n_{split}"
+    field = "n_train" if split == JUDGE_SPLIT else f"n_{split}"
     n = getattr(cfg, field)
     if not isinstance(n, (int, np.integer)) or n <= 0:
         raise ValueError(f"ShapesDataConfig.{field} must be a positive integer, got {n!r}; "
@@ -525,7 +530,8 @@ def generate_split(split: str, cfg: ShapesDataConfig = ShapesDataConfig()) -> Sh
         raise ValueError(f"ShapesDataConfig.image_size must be at least {MIN_IMAGE_SIZE}, got {cfg.image_size}")
     rng = np.random.default_rng(split_seed(split, cfg))
     kinds = rng.permutation(np.arange(n) % len(SCENE_KINDS))
-    n_heldout = round(HELDOUT_TEST_FRACTION * n) if split == "test" else 0
+    fraction = {"test": HELDOUT_TEST_FRACTION, JUDGE_SPLIT: JUDGE_HELDOUT_FRACTION}.get(split, 0.0)
+    n_heldout = round(fraction * n)
     heldout = rng.permutation(np.arange(n) < n_heldout)
     scenes = _Scenes.empty(n)
     templates = np.zeros(n, dtype=np.int64)

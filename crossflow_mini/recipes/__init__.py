@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -92,14 +93,17 @@ def write_results(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any]
     return path
 
 
-def train_and_save(name: str, profile: Profile | None = None, ship: bool | None = None) -> tuple[Path, dict]:
-    """Train ``name`` from scratch (resuming an interrupted run), save it, and write its results.
+def train_and_save(name: str, profile: Profile | None = None, ship: bool | None = None,
+                   fresh: bool = False) -> tuple[Path, dict]:
+    """Train ``name`` (resuming an interrupted run unless ``fresh``), save it, and write its results.
 
     With the shipped config (``course``/``full`` profiles) the weights go to ``data/checkpoints/<name>`` and
     the metrics to ``data/results/<name>.json``; a ``smoke`` run only fills the cache."""
     profile = profile or get_profile()
     recipe = get_recipe(name)
     cfg = recipe.config(profile)
+    if fresh:
+        shutil.rmtree(checkpoints.run_dir(name, cfg), ignore_errors=True)
     ship = profile.name != "smoke" if ship is None else ship
     out = checkpoints.shipped_dir(name) if ship else checkpoints.cached_dir(name, cfg)
     _, meta = checkpoints.load_or_train(name, cfg, recipe.build, lambda c: recipe.train(c, name),

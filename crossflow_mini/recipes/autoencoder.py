@@ -9,7 +9,8 @@ from typing import Any, Callable
 import torch
 
 from ..autoencoder import ImageAutoencoder, reconstruction_psnr
-from ..config import AutoencoderRecipe, cache_dir, config_hash
+from ..checkpoints import run_dir
+from ..config import AutoencoderRecipe
 from ..datasets.fashion import load_fashion
 from ..datasets.shapes import load_shapes
 from ..training import EpochBatches, TrainResult, train
@@ -24,11 +25,6 @@ def images(recipe: AutoencoderRecipe, split: str) -> torch.Tensor:
     if recipe.dataset == "fashion":
         return load_fashion(split, recipe.fashion).images_tensor(recipe.model.image_size)
     raise ValueError(f"unknown autoencoder dataset {recipe.dataset!r}; choose one of {DATASETS}")
-
-
-def run_dir(name: str, recipe: AutoencoderRecipe):
-    """Where the resumable training state of this recipe lives."""
-    return cache_dir() / "runs" / f"{name}-{config_hash(recipe)}"
 
 
 def fit(recipe: AutoencoderRecipe, *, name: str | None = None, resume: bool = True,

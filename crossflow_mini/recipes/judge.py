@@ -7,15 +7,17 @@ from typing import Any
 
 import torch
 
-from ..config import JudgeRecipe, cache_dir, config_hash
-from ..datasets.shapes import load_shapes
+from ..checkpoints import run_dir
+from ..config import JudgeRecipe
+from ..datasets.shapes import JUDGE_SPLIT, load_shapes
 from ..judge import JudgeNet, judge_accuracy, judge_loss, pixel_targets
 from ..training import EpochBatches, train
 
 
 def train_judge(recipe: JudgeRecipe, name: str = "judge_shapes") -> tuple[JudgeNet, dict[str, Any]]:
-    """Train on rendered training images (targets from the renderer's exact masks); measure on the test split."""
-    split = load_shapes("train", recipe.shapes)
+    """Train on the ``judge`` split's renders (all shape-colour combinations; targets from the renderer's exact
+    masks); measure on the test split, which it never sees."""
+    split = load_shapes(JUDGE_SPLIT, recipe.shapes)
     images = split.images_tensor()
     torch.manual_seed(recipe.train.seed)
     net = JudgeNet(recipe.model)
@@ -26,7 +28,7 @@ def train_judge(recipe: JudgeRecipe, name: str = "judge_shapes") -> tuple[JudgeN
 
     t0 = time.perf_counter()
     result = train(net, loss_fn, batches, recipe.train, desc="judge",
-                   run_dir=cache_dir() / "runs" / f"{name}-{config_hash(recipe)}")
+                   run_dir=run_dir(name, recipe))
     metrics = evaluate_judge(result.ema, recipe)
     metrics["train_seconds_this_run"] = round(time.perf_counter() - t0, 1)
     return result.ema, metrics
