@@ -19,7 +19,8 @@ import torch
 
 from .. import checkpoints
 from ..autoencoder import ImageAutoencoder
-from ..config import RESULTS_DIR, Profile, config_hash, get_profile, to_dict
+from ..judge import JudgeNet
+from ..config import RESULTS_DIR, ROOT, Profile, config_hash, get_profile, to_dict
 from ..utils import atomic_write_text
 from . import autoencoder as ae_recipe
 from . import judge as judge_recipe
@@ -39,22 +40,15 @@ RECIPES: dict[str, Recipe] = {
     "autoencoder_shapes": Recipe(
         "autoencoder_shapes", "AutoencoderKL for ShapesWorld, 3 x 32 x 32 <-> 4 x 8 x 8",
         lambda p: p.autoencoder_shapes, lambda r: ImageAutoencoder(r.model),
-        lambda r, name: ae_recipe.train_autoencoder(r, name), ae_recipe.evaluate_autoencoder),
+        ae_recipe.train_autoencoder, ae_recipe.evaluate_autoencoder),
     "autoencoder_fashion": Recipe(
         "autoencoder_fashion", "AutoencoderKL for Fashion-MNIST, 1 x 32 x 32 (padded 28 x 28) <-> 4 x 8 x 8",
         lambda p: p.autoencoder_fashion, lambda r: ImageAutoencoder(r.model),
-        lambda r, name: ae_recipe.train_autoencoder(r, name), ae_recipe.evaluate_autoencoder),
+        ae_recipe.train_autoencoder, ae_recipe.evaluate_autoencoder),
     "judge_shapes": Recipe(
         "judge_shapes", "ShapesWorld judge: reads shape, colour, size, position and count back from an image",
-        lambda p: p.judge, lambda r: _judge_net(r.model),
-        lambda r, name: judge_recipe.train_judge(r, name), judge_recipe.evaluate_judge),
+        lambda p: p.judge, lambda r: JudgeNet(r.model), judge_recipe.train_judge, judge_recipe.evaluate_judge),
 }
-
-
-def _judge_net(cfg):
-    from ..judge import JudgeNet
-
-    return JudgeNet(cfg)
 
 
 def get_recipe(name: str) -> Recipe:
@@ -80,7 +74,7 @@ def results_path(name: str) -> Path:
 def write_results(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any], checkpoint_dir: Path) -> Path:
     """Write ``data/results/<name>.json``: the metrics, the config they belong to, and the command."""
     try:
-        where = str(checkpoint_dir.relative_to(checkpoints.shipped_dir(name).parent.parent.parent))
+        where = str(checkpoint_dir.relative_to(ROOT))
     except ValueError:
         where = checkpoint_dir.name
     blob = {"name": name, "profile": profile.name, "config_hash": config_hash(cfg), "checkpoint": where,
