@@ -3,6 +3,9 @@ command that produced them. Nothing here asserts a time; tests only check that i
 
 from __future__ import annotations
 
+import os
+import platform
+import tempfile
 import time
 
 import torch
@@ -29,28 +32,16 @@ def bench_shapes(n: int) -> float:
 
 def bench_text_encoder(n: int) -> tuple[float, float, int]:
     """MiniLM captions/s cold (embedding) and cached (read from disk), on ``n`` distinct ShapesWorld captions."""
-    import tempfile
-
     from .datasets.shapes import generate_split
     from .text_encoder import TextEncoder, load_minilm
 
     load_minilm()  # model loading is a one-off, not per caption
     captions = sorted(set(generate_split("train", ShapesDataConfig(n_train=4 * n, n_val=1, n_test=1, seed=7)).captions))
     captions = captions[:n]
-    import os
-
-    old = os.environ.get("CROSSFLOW_CACHE")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["CROSSFLOW_CACHE"] = tmp
-        try:
-            enc = TextEncoder(TextEncoderConfig())
-            cold = _timeit(lambda: enc.encode(captions))
-            warm = _timeit(lambda: enc.encode(captions), repeat=3)
-        finally:
-            if old is None:
-                os.environ.pop("CROSSFLOW_CACHE", None)
-            else:
-                os.environ["CROSSFLOW_CACHE"] = old
+    with tempfile.TemporaryDirectory() as tmp:  # a fresh cache, so the first call really embeds
+        enc = TextEncoder(TextEncoderConfig(), cache_root=tmp)
+        cold = _timeit(lambda: enc.encode(captions))
+        warm = _timeit(lambda: enc.encode(captions), repeat=3)
     return len(captions) / cold, len(captions) / warm, len(captions)
 
 
@@ -75,9 +66,6 @@ def bench_autoencoder(steps: int) -> float:
 
 
 def run_benchmarks(quick: bool = False) -> dict[str, float]:
-    import os
-    import platform
-
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPU cores")
     n_shapes, n_text, ae_steps = (2_000, 64, 2) if quick else (50_000, 1_000, 20)
     out = {"shapes_images_per_s": bench_shapes(n_shapes)}

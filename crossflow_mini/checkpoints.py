@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from . import config as C
@@ -128,10 +129,9 @@ def load_checkpoint(directory: str | Path, cfg: Any, *, name: str | None = None,
             + "\n  ".join(diff or ["(config hash differs)"])
             + f"\nRebuild it with `{rebuild_command(name)}` (or use the config it was built with).")
     state = load_file(str(weights))  # safetensors: plain tensors, no code execution
-    with open(weights, "rb") as fh:  # header metadata must agree with config.json
-        header_len = int.from_bytes(fh.read(8), "little")
-        header = json.loads(fh.read(header_len))
-    if header.get("__metadata__", {}).get("config_hash") != meta["config_hash"]:
+    with safe_open(str(weights), framework="pt") as fh:  # header metadata must agree with config.json
+        header_meta = fh.metadata() or {}
+    if header_meta.get("config_hash") != meta["config_hash"]:
         raise CheckpointMismatchError(
             f"checkpoint {name!r}: {WEIGHTS_FILE} and {CONFIG_FILE} disagree (an interrupted copy?); "
             f"rebuild it with `{rebuild_command(name)}`")

@@ -73,7 +73,7 @@ def pixel_targets(split: sw.ShapesWorldSplit, idx: np.ndarray | None = None) -> 
     is_obj = masks.max(1) >= COVERAGE_THRESHOLD
     out = {"object": torch.from_numpy(is_obj.astype(np.int64))}
     for name, table in (("shape", split.shapes), ("colour", split.colours), ("size", split.sizes)):
-        lab = np.take_along_axis(table[idx][:, :, None, None].repeat(size, 2).repeat(size, 3), owner[:, None], 1)[:, 0]
+        lab = np.take_along_axis(table[idx], owner.reshape(len(idx), -1), 1).reshape(owner.shape)
         out[name] = torch.from_numpy(np.where(is_obj, lab, IGNORE).astype(np.int64))
     return out
 

@@ -18,6 +18,7 @@ import hashlib
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -88,9 +89,11 @@ def load_minilm():
 class TextEncoder:
     """Frozen MiniLM: captions -> :class:`TextEmbeddings` (token embeddings + attention mask), cached on disk."""
 
-    def __init__(self, cfg: TextEncoderConfig = TextEncoderConfig(), use_cache: bool = True):
+    def __init__(self, cfg: TextEncoderConfig = TextEncoderConfig(), use_cache: bool = True,
+                 cache_root: str | os.PathLike | None = None):
         self.cfg = cfg
         self.use_cache = use_cache
+        self.cache_root = Path(cache_root) if cache_root is not None else None  # default: data/cache/text
 
     def cache_path(self, unique: Sequence[str]):
         h = hashlib.sha256()
@@ -98,7 +101,8 @@ class TextEncoder:
         for c in unique:
             h.update(c.encode())
             h.update(b"\x00")
-        return cache_dir() / "text" / f"{h.hexdigest()[:20]}.safetensors"
+        root = self.cache_root if self.cache_root is not None else cache_dir() / "text"
+        return root / f"{h.hexdigest()[:20]}.safetensors"
 
     def __call__(self, captions: Sequence[str]) -> TextEmbeddings:
         return self.encode(captions)

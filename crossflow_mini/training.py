@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import TrainConfig
@@ -117,9 +118,8 @@ def _save_state(path: Path, step: int, model: torch.nn.Module, ema: torch.nn.Mod
 def _load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None, opt: torch.optim.Optimizer,
                 cfg: TrainConfig) -> tuple[int, dict[str, list[float]]]:
     tensors = load_file(str(path))
-    with open(path, "rb") as fh:
-        header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
-    meta = json.loads(header["__metadata__"]["state"])
+    with safe_open(str(path), framework="pt") as fh:
+        meta = json.loads(fh.metadata()["state"])
     saved_cfg = json.loads(meta["train_config"])
     now_cfg = json.loads(json.dumps(cfg.__dict__, default=list, sort_keys=True))
     if {k: v for k, v in saved_cfg.items() if k != "steps"} != {k: v for k, v in now_cfg.items() if k != "steps"}:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from crossflow_mini.config import JudgeConfig, ShapesDataConfig
@@ -65,9 +66,5 @@ def test_untrained_judge_is_not_accurate_and_shapes_are_checked():
     assert acc["shape"] < 0.9  # the bookkeeping can fail: an untrained net does not score like the oracle
     logits = net(split.images_tensor()[:2])
     assert logits["shape"].shape == (2, len(sw.SHAPES), 32, 32)
-    try:
+    with pytest.raises(ValueError, match="RGB"):
         net(torch.zeros(2, 1, 32, 32))
-    except ValueError as err:
-        assert "RGB" in str(err)
-    else:
-        raise AssertionError("a grey-scale input was accepted")

@@ -59,3 +59,10 @@ def test_long_caption_truncated_with_warning(tmp_cache):
         emb = enc.encode(["a very long caption " * 10, "short"])
     assert any("truncated" in str(w.message) for w in caught)
     assert emb.tokens.shape[1] == 8
+
+
+def test_cache_root_argument(tmp_path, tmp_cache):
+    enc = TextEncoder(cache_root=tmp_path / "mine")
+    enc.encode(["a red circle"])
+    assert len(list((tmp_path / "mine").glob("*.safetensors"))) == 1
+    assert not (tmp_cache / "text").exists()  # nothing written to the default cache

@@ -25,7 +25,8 @@ def clean(path: str) -> None:
             for out in cell.outputs:
                 if "execution_count" in out:
                     out["execution_count"] = count
-                out.get("metadata", {}).clear() if isinstance(out.get("metadata"), dict) else None
+                if isinstance(out.get("metadata"), dict):
+                    out["metadata"].clear()
                 if "data" in out:
                     out["data"].pop("application/vnd.jupyter.widget-view+json", None)
     nbformat.write(nb, path)
