@@ -4,7 +4,8 @@
     python -m crossflow_mini train autoencoder_shapes    # train (resumes if interrupted; --fresh restarts), ship,
                                                          # write data/results
     python -m crossflow_mini evaluate autoencoder_shapes # re-measure a checkpoint
-    python -m crossflow_mini reproduce                   # train every shipped checkpoint from scratch
+    python -m crossflow_mini reproduce                   # train every shipped checkpoint from scratch, then
+                                                         # run the studies (reproduce t2i_ablation: one study)
     python -m crossflow_mini bench                       # speed figures for the README
 
 The profile comes from ``CROSSFLOW_PROFILE`` (or ``--profile``).
@@ -40,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                          help="discard an earlier run's saved state (data/cache/runs) and start from step 0")
     p_eval = sub.add_parser("evaluate", help="re-measure a named checkpoint")
     p_eval.add_argument("name")
-    p_rep = sub.add_parser("reproduce", help="train every shipped checkpoint from scratch and write data/results")
-    p_rep.add_argument("names", nargs="*", help="only these (default: all)")
+    p_rep = sub.add_parser("reproduce", help="train every shipped checkpoint from scratch, run every study, and "
+                                             "write data/results")
+    p_rep.add_argument("names", nargs="*", help="only these checkpoints or studies (default: all)")
     p_bench = sub.add_parser("bench", help="print speed figures")
     p_bench.add_argument("--quick", action="store_true", help="smaller sizes, for a check that it runs")
     p_bench.add_argument("--out", help="also write the figures to this JSON file")
@@ -65,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             if state == "missing" and (checkpoints.shipped_dir(name) / checkpoints.WEIGHTS_FILE).exists():
                 state = "shipped for another config"
             print(f"{name:24s} {state:24s} {r.description}")
+        for name, description in recipes.STUDIES.items():
+            state = "results stored" if recipes.results_path(name).exists() else "not run"
+            print(f"{name:24s} {state:24s} study: {description}")
         return 0
     try:
         if args.command == "train":
@@ -74,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "evaluate":
             print(json.dumps(recipes.evaluate(args.name, profile), indent=2))
         elif args.command == "reproduce":
-            for name in args.names or list(recipes.RECIPES):
+            for name in args.names or [*recipes.RECIPES, *recipes.STUDIES]:
+                if name in recipes.STUDIES:
+                    print(f"{name}:\n{json.dumps(recipes.run_study(name, profile), indent=2)}")
+                    continue
                 out, metrics = recipes.train_and_save(name, profile, fresh=True)
                 print(f"{name}: saved {out}\n{json.dumps(metrics, indent=2)}")
         elif args.command == "bench":

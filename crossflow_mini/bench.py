@@ -65,6 +65,56 @@ def bench_autoencoder(steps: int) -> float:
     return steps * recipe.train.batch_size / _timeit(lambda: [step() for _ in range(steps)])
 
 
+def bench_matmul_peak(n: int = 1024, repeat: int = 5) -> float:
+    """This machine's fp32 matmul rate in GFLOP/s (best of ``repeat`` square ``n x n`` products): the practical
+    ceiling the training figures are compared against."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    return 2 * n ** 3 / _timeit(lambda: a @ b, repeat) / 1e9
+
+
+def bench_t2i(steps: int, sample_batch: int) -> dict[str, float]:
+    """The shipped CrossFlow recipe (``t2i_shapes``): training samples/s (joint loss, forward + backward + AdamW),
+    the GFLOP/s that achieves (FLOPs of one step counted by ``torch.utils.flop_counter``), and sampling time per
+    image at the recipe's default NFE, without guidance (w = 1, one call per step) and with it (one 2B call)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .crossflow import CrossFlowModel
+
+    recipe = get_profile("full").t2i_shapes
+    torch.manual_seed(0)
+    model = CrossFlowModel(recipe.model)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.train.lr)
+    b, length = recipe.train.batch_size, recipe.model.text_ve.max_tokens
+    tokens = torch.randn(b, length, recipe.model.text_ve.token_dim)
+    mask = torch.ones(b, length, dtype=torch.bool)
+    mask[:, length * 3 // 4:] = False  # typical captions leave some slots as padding
+    z1 = torch.randn(b, *recipe.model.velocity.latent_shape)
+
+    def step():
+        loss = model.loss(tokens, mask, z1).total
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    seconds = _timeit(lambda: [step() for _ in range(steps)]) / steps
+    out = {"t2i_train_samples_per_s": b / seconds, "t2i_train_gflop_per_step": flops / 1e9,
+           "t2i_train_gflops": flops / seconds / 1e9}
+    model.eval()
+    n = sample_batch
+    tok, msk = tokens[:1].expand(n, -1, -1), mask[:1].expand(n, -1)
+    for label, w in (("w1", 1.0), ("cfg", 2.0)):
+        t = _timeit(lambda: model.generate(tok, msk, guidance_scale=w, steps=recipe.sample_steps,
+                                           method=recipe.sampler), repeat=2)
+        out[f"t2i_sample_ms_per_image_{label}"] = 1e3 * t / n
+    out["t2i_sample_steps"] = recipe.sample_steps
+    return out
+
+
 def run_benchmarks(quick: bool = False) -> dict[str, float]:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPU cores")
     n_shapes, n_text, ae_steps = (2_000, 64, 2) if quick else (50_000, 1_000, 20)
@@ -76,6 +126,16 @@ def run_benchmarks(quick: bool = False) -> dict[str, float]:
     print(f"MiniLM text encoder cache: {warm:10.0f} captions/s")
     out["autoencoder_train_samples_per_s"] = bench_autoencoder(ae_steps)
     print(f"Autoencoder training:      {out['autoencoder_train_samples_per_s']:10.1f} samples/s (shipped recipe)")
+    peak = bench_matmul_peak(512 if quick else 1024)
+    out["matmul_peak_gflops"] = peak
+    print(f"fp32 matmul peak:          {peak:10.1f} GFLOP/s (square 1024 products)")
+    t2i = bench_t2i(2 if quick else 10, 16 if quick else 250)
+    out.update(t2i)
+    print(f"CrossFlow training:        {t2i['t2i_train_samples_per_s']:10.1f} samples/s (shipped recipe), "
+          f"{t2i['t2i_train_gflop_per_step']:.1f} GFLOP per step -> {t2i['t2i_train_gflops']:.1f} GFLOP/s = "
+          f"{t2i['t2i_train_gflops'] / peak:.0%} of the matmul peak")
+    print(f"CrossFlow sampling:        {t2i['t2i_sample_ms_per_image_w1']:10.2f} ms/image at {t2i['t2i_sample_steps']} "
+          f"Euler steps without guidance, {t2i['t2i_sample_ms_per_image_cfg']:.2f} ms/image with CFG (batch 250)")
     out["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
     out["quick"] = quick
     return out

@@ -16,5 +16,5 @@ def test_bench_quick_prints_every_figure(capsys, tmp_cache):
     assert main(["bench", "--quick"]) == 0
     out = capsys.readouterr().out
     for label in ("ShapesWorld render", "MiniLM text encoder cold", "MiniLM text encoder cache",
-                  "Autoencoder training"):
+                  "Autoencoder training", "fp32 matmul peak", "CrossFlow training", "CrossFlow sampling"):
         assert label in out

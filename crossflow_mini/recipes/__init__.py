@@ -19,11 +19,13 @@ import torch
 
 from .. import checkpoints
 from ..autoencoder import ImageAutoencoder
+from ..crossflow import CrossFlowModel
 from ..judge import JudgeNet
 from ..config import RESULTS_DIR, ROOT, Profile, config_hash, get_profile, to_dict
 from ..utils import atomic_write_text
 from . import autoencoder as ae_recipe
 from . import judge as judge_recipe
+from . import t2i as t2i_recipe
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,60 @@ RECIPES: dict[str, Recipe] = {
     "judge_shapes": Recipe(
         "judge_shapes", "ShapesWorld judge: reads shape, colour, size, position and count back from an image",
         lambda p: p.judge, lambda r: JudgeNet(r.model), judge_recipe.train_judge, judge_recipe.evaluate_judge),
+    "t2i_shapes": Recipe(
+        "t2i_shapes", "CrossFlow text-to-image on ShapesWorld: Text VE + velocity transformer, no noise, no "
+        "cross-attention", lambda p: p.t2i_shapes, lambda r: CrossFlowModel(r.model),
+        lambda cfg, name: t2i_recipe.train_t2i(cfg, *_referees(cfg), get_profile().t2i_eval, name),
+        lambda model, cfg: t2i_recipe.evaluate_t2i(model, cfg, *_referees(cfg), get_profile().t2i_eval)),
 }
+
+#: Study commands (``python -m crossflow_mini reproduce NAME``): they write ``data/results/NAME.json`` but ship
+#: no checkpoint.
+STUDIES: dict[str, str] = {
+    "t2i_ablation": "mini paper Table 3a/3b: plain encoder vs encoder + noise vs Text VE, and the Text VE's loss",
+}
+
+
+def dependency(name: str, cfg: Any) -> torch.nn.Module:
+    """The checkpoint ``name`` for the recipe config ``cfg`` (shipped, cached, or trained now), in eval mode:
+    what a recipe that builds on another one (the flow model on the autoencoder) loads."""
+    recipe = get_recipe(name)
+    model, _ = checkpoints.load_or_train(name, cfg, recipe.build, lambda c: recipe.train(c, name))
+    return model.eval()
+
+
+def _referees(cfg: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The autoencoder a text-to-image recipe builds on, and the active profile's judge."""
+    return dependency("autoencoder_shapes", cfg.autoencoder), dependency("judge_shapes", get_profile().judge)
+
+
+def run_study(name: str, profile: Profile | None = None) -> dict[str, Any]:
+    """Run the study ``name`` (see :data:`STUDIES`) for ``profile`` and write its results file."""
+    profile = profile or get_profile()
+    if name not in STUDIES:
+        raise KeyError(f"unknown study {name!r}; known: {', '.join(sorted(STUDIES))}")
+    if name == "t2i_ablation":
+        cfg = profile.t2i_ablation
+        ae, judge = _referees(profile.t2i_shapes)
+        metrics = t2i_recipe.run_ablation(profile.t2i_shapes, cfg, ae, judge)
+        if profile.name != "smoke":
+            write_study(name, profile, cfg, metrics)
+        return metrics
+    raise AssertionError(name)
+
+
+def write_study(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any]) -> Path:
+    """Write ``data/results/<name>.json`` for a study: its metrics, its config and the command."""
+    return _write_blob(name, profile, cfg, metrics, "reproduce", {})
+
+
+def load_results(name: str) -> dict[str, Any]:
+    """The stored ``data/results/<name>.json`` (what a notebook shows when it does not rerun a study)."""
+    path = results_path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; create it with `CROSSFLOW_PROFILE=full python -m "
+                                f"crossflow_mini {'reproduce' if name in STUDIES else 'train'} {name}`")
+    return json.loads(path.read_text())
 
 
 def get_recipe(name: str) -> Recipe:
@@ -77,8 +132,13 @@ def write_results(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any]
         where = str(checkpoint_dir.relative_to(ROOT))
     except ValueError:
         where = checkpoint_dir.name
-    blob = {"name": name, "profile": profile.name, "config_hash": config_hash(cfg), "checkpoint": where,
-            "command": f"CROSSFLOW_PROFILE={profile.name} python -m crossflow_mini train {name}",
+    return _write_blob(name, profile, cfg, metrics, "train", {"checkpoint": where})
+
+
+def _write_blob(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any], verb: str,
+                extra: dict[str, Any]) -> Path:
+    blob = {"name": name, "profile": profile.name, "config_hash": config_hash(cfg), **extra,
+            "command": f"CROSSFLOW_PROFILE={profile.name} python -m crossflow_mini {verb} {name}",
             "metrics": metrics, "config": to_dict(cfg),
             "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
                             "machine": platform.machine(), "python": platform.python_version()}}

@@ -1,12 +1,17 @@
-"""CrossFlow text-to-image on ShapesWorld: data preparation, joint training, and judging (work in progress).
+"""CrossFlow text-to-image on ShapesWorld: data preparation, joint training, and judging.
 
 Data: each ShapesWorld training image's latent (posterior statistics from the shipped autoencoder, cached) and
 its caption's MiniLM tokens (cached). Training: :class:`~crossflow_mini.crossflow.CrossFlowModel` through the
-shared loop. Evaluation: generate from held-out test captions, decode, and let the judge read the images back.
+shared loop (one optimiser, L_FM + L_Enc + lambda L_KL, EMA weights for sampling). Evaluation: generate from the
+single-object prompts of a split, decode, and let the judge (:mod:`crossflow_mini.judge`) read the images back.
+
+The guidance scale is *chosen* on the validation prompts and *reported* on the test prompts; the test prompts
+whose (shape, colour) pair never occurs in training (ShapesWorld's held-out combinations) are reported apart.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -15,29 +20,23 @@ import numpy as np
 import torch
 
 from ..checkpoints import run_dir
-from ..config import AutoencoderRecipe, ShapesDataConfig, TextEncoderConfig, TrainConfig
-from ..crossflow import CrossFlowConfig, CrossFlowModel
+from ..config import T2IAblationConfig, T2IEvalConfig, T2IRecipe
+from ..crossflow import CrossFlowModel
 from ..datasets import shapes as sw
-from ..judge import JudgeNet, read_scenes
+from ..judge import JudgeNet, judge_accuracy, read_scenes
 from ..latents import LatentSet, encode_images
+from ..models import parameter_report
 from ..text_encoder import TextEmbeddings, TextEncoder
 from ..training import EpochBatches, TrainResult, train
 
-
-@dataclass(frozen=True)
-class T2IRecipe:
-    """Everything that determines a ShapesWorld CrossFlow checkpoint."""
-
-    model: CrossFlowConfig = CrossFlowConfig()
-    train: TrainConfig = TrainConfig()
-    shapes: ShapesDataConfig = ShapesDataConfig()
-    text: TextEncoderConfig = TextEncoderConfig()
-    autoencoder: AutoencoderRecipe = AutoencoderRecipe()
-    sample_steps: int = 50
+#: The judged attributes of a single-object prompt; "all" needs exactly one object with all three right.
+SINGLE_METRICS = ("colour", "shape", "position")
 
 
 @dataclass
 class T2IData:
+    """One ShapesWorld split ready for the flow: the split, its caption tokens and its image latents."""
+
     split: sw.ShapesWorldSplit
     text: TextEmbeddings
     latents: LatentSet
@@ -51,9 +50,10 @@ def prepare(recipe: T2IRecipe, split: str, autoencoder: torch.nn.Module) -> T2ID
     return T2IData(data, text, latents)
 
 
-def fit(recipe: T2IRecipe, data: T2IData, *, name: str | None = None,
-        callback: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
-    """Joint training (L_FM + L_Enc + lambda L_KL) on prepared data; resumable when ``name`` is given."""
+def fit(recipe: T2IRecipe, data: T2IData, *, name: str | None = None, resume: bool = True,
+        callback: Callable[[int, dict[str, float]], None] | None = None, desc: str = "CrossFlow") -> TrainResult:
+    """Joint training (L_FM + L_Enc + lambda L_KL) on prepared data; checkpointed and resumable when ``name`` is
+    given. Use ``.ema`` of the result for sampling."""
     torch.manual_seed(recipe.train.seed)
     model = CrossFlowModel(recipe.model)
     batches = EpochBatches(len(data.split), recipe.train.batch_size, recipe.train.seed)
@@ -64,25 +64,27 @@ def fit(recipe: T2IRecipe, data: T2IData, *, name: str | None = None,
         return out.total, out.logs
 
     return train(model, loss_fn, batches, recipe.train, run_dir=run_dir(name, recipe) if name else None,
-                 callback=callback, desc="CrossFlow")
+                 resume=resume, callback=callback, desc=desc)
 
 
 @torch.no_grad()
 def generate(model: CrossFlowModel, autoencoder: torch.nn.Module, tokens: torch.Tensor, mask: torch.Tensor,
-             guidance_scale: float, steps: int, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
-    """Images ``(N, 3, 32, 32)`` in [-1, 1] for caption tokens."""
+             guidance_scale: float, steps: int, method: str = "euler", seed: int = 0,
+             batch_size: int = 250) -> torch.Tensor:
+    """Images ``(N, C, 32, 32)`` in [-1, 1] for caption tokens (z0 drawn with a generator seeded by ``seed``)."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(0, len(tokens), batch_size):
         z1 = model.generate(tokens[i:i + batch_size], mask[i:i + batch_size], guidance_scale, steps,
-                            generator=g).sample
+                            method=method, generator=g).sample
         out.append(autoencoder.decode(z1).clamp(-1, 1))
     return torch.cat(out)
 
 
 def judge_single_objects(judge: JudgeNet, images: torch.Tensor, split: sw.ShapesWorldSplit) -> dict[str, Any]:
-    """For single-object prompts: share of images with exactly one object of the right colour, shape and
-    position (each attribute scored alone, and all together)."""
+    """For single-object prompts: the share of images whose most prominent object has the prompt's colour, shape
+    and position (each scored alone), the share with exactly one object, and ``all`` (exactly one object, all
+    three right) - GenEval's "single object" criterion with attributes added."""
     scenes = read_scenes(judge, images)
     hits = {"one_object": 0, "colour": 0, "shape": 0, "position": 0, "all": 0}
     for i, read in enumerate(scenes):
@@ -90,7 +92,7 @@ def judge_single_objects(judge: JudgeNet, images: torch.Tensor, split: sw.Shapes
         hits["one_object"] += ok1
         if not read:
             continue
-        o = max(read, key=lambda r: r.area)  # the most prominent object
+        o = max(read, key=lambda r: r.area)
         c = o.colour == split.colours[i, 0]
         s = o.shape == split.shapes[i, 0]
         p = int(sw.position_of(np.array([o.centre]))[0]) == split.positions[i]
@@ -99,24 +101,116 @@ def judge_single_objects(judge: JudgeNet, images: torch.Tensor, split: sw.Shapes
         hits["position"] += p
         hits["all"] += ok1 and c and s and p
     n = max(1, len(scenes))
-    return {k: v / n for k, v in hits.items()} | {"n_prompts": len(scenes)}
+    return {k: round(float(v) / n, 4) for k, v in hits.items()} | {"n_prompts": len(scenes)}
 
 
-def evaluate_single(model: CrossFlowModel, autoencoder: torch.nn.Module, judge: JudgeNet, recipe: T2IRecipe,
-                    scales: tuple[float, ...], limit: int | None = None) -> dict[str, Any]:
-    """Judge generations for the test split's single-object prompts, in-distribution and held-out apart."""
-    test = prepare(recipe, "test", autoencoder)
-    out: dict[str, Any] = {}
-    single = test.split.kinds == sw.SCENE_KINDS.index("single")
-    for label, which in (("in_distribution", single & ~test.split.heldout), ("heldout", single & test.split.heldout)):
-        idx = np.flatnonzero(which)[:limit]
-        sub = test.split.subset(idx)
-        tokens, mask = test.text.batch(torch.from_numpy(idx))
-        out[label] = {}
-        for w in scales:
-            t0 = time.perf_counter()
-            images = generate(model, autoencoder, tokens, mask, w, recipe.sample_steps)
-            res = judge_single_objects(judge, images, sub)
-            res["seconds"] = round(time.perf_counter() - t0, 1)
-            out[label][f"w={w:g}"] = res
+def single_object_groups(split: sw.ShapesWorldSplit, max_prompts: int | None = None) -> dict[str, np.ndarray]:
+    """Indices of the single-object prompts of a split: in-distribution and held-out combinations apart."""
+    single = split.kinds == sw.SCENE_KINDS.index("single")
+    groups = {"in_distribution": np.flatnonzero(single & ~split.heldout),
+              "heldout_combinations": np.flatnonzero(single & split.heldout)}
+    return {k: v[:max_prompts] for k, v in groups.items() if len(v)}
+
+
+def judge_prompts(model: CrossFlowModel, autoencoder: torch.nn.Module, judge: JudgeNet, data: T2IData,
+                  idx: np.ndarray, scale: float, steps: int, method: str = "euler", seed: int = 0,
+                  batch_size: int = 250) -> dict[str, Any]:
+    """Generate for the prompts ``idx`` of ``data`` at one guidance scale and judge them."""
+    t0 = time.perf_counter()
+    tokens, mask = data.text.batch(torch.from_numpy(idx))
+    images = generate(model, autoencoder, tokens, mask, scale, steps, method, seed, batch_size)
+    res = judge_single_objects(judge, images, data.split.subset(idx))
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    return res
+
+
+def choose_scale(sweep: dict[str, dict[str, Any]], metric: str = "all") -> float:
+    """The guidance scale with the best ``metric`` in a validation sweep ``{"w=1": {...}, ...}`` (ties: the
+    smaller scale, which is cheaper: w = 1 needs one network call per step, any other w two)."""
+    best = max(sweep, key=lambda k: (sweep[k][metric], -float(k[2:])))
+    return float(best[2:])
+
+
+def evaluate_t2i(model: CrossFlowModel, recipe: T2IRecipe, autoencoder: torch.nn.Module, judge: JudgeNet,
+                 eval_cfg: T2IEvalConfig) -> dict[str, Any]:
+    """The numbers of ``data/results/t2i_shapes.json``: the judge's own accuracy, a guidance sweep on the
+    validation prompts (which picks the scale), the same sweep on the test prompts, and the test scores at the
+    chosen scale (CFG on) against w = 1 (CFG off)."""
+    model.eval()
+    steps, method = recipe.sample_steps, recipe.sampler
+    val, test = prepare(recipe, "val", autoencoder), prepare(recipe, "test", autoencoder)
+    out: dict[str, Any] = {
+        "judge_accuracy_on_test_renders": judge_accuracy(judge, test.split),
+        "sampler": {"method": method, "steps": steps},
+        "parameters": parameter_report(model),
+    }
+    kw = dict(steps=steps, method=method, seed=eval_cfg.seed, batch_size=eval_cfg.batch_size)
+    val_idx = single_object_groups(val.split, eval_cfg.max_prompts)["in_distribution"]
+    out["val_sweep"] = {f"w={w:g}": judge_prompts(model, autoencoder, judge, val, val_idx, w, **kw)
+                        for w in eval_cfg.scales}
+    chosen = choose_scale(out["val_sweep"])
+    out["chosen_scale"] = chosen
+    out["test_sweep"] = {}
+    for group, idx in single_object_groups(test.split, eval_cfg.max_prompts).items():
+        out["test_sweep"][group] = {f"w={w:g}": judge_prompts(model, autoencoder, judge, test, idx, w, **kw)
+                                    for w in eval_cfg.scales}
+    out["test_at_chosen_scale"] = {g: s[f"w={chosen:g}"] for g, s in out["test_sweep"].items()}
+    out["test_cfg_off"] = {g: s["w=1"] for g, s in out["test_sweep"].items() if "w=1" in s}
+    return out
+
+
+def train_t2i(recipe: T2IRecipe, autoencoder: torch.nn.Module, judge: JudgeNet, eval_cfg: T2IEvalConfig,
+              name: str = "t2i_shapes") -> tuple[CrossFlowModel, dict[str, Any]]:
+    """Prepare, train (resumable), and measure; returns ``(EMA model, metrics)``."""
+    data = prepare(recipe, "train", autoencoder)
+    t0 = time.perf_counter()
+    result = fit(recipe, data, name=name)
+    seconds = time.perf_counter() - t0
+    metrics: dict[str, Any] = {
+        "train_seconds_this_run": round(seconds, 1), "train_steps": recipe.train.steps,
+        "resumed_from_step": result.resumed_from,
+        "final_losses": {k: round(v[-1], 5) for k, v in result.history.items() if v and k != "step"},
+    }
+    if result.resumed_from == 0 and seconds > 0:
+        metrics["train_samples_per_second"] = round(recipe.train.steps * recipe.train.batch_size / seconds, 1)
+    metrics |= evaluate_t2i(result.ema, recipe, autoencoder, judge, eval_cfg)
+    return result.ema, metrics
+
+
+# ------------------------------------------------------------------------------------------ mini ablation
+def ablation_recipes(base: T2IRecipe, cfg: T2IAblationConfig) -> dict[str, T2IRecipe]:
+    """The runs of the mini Table 3a (``variant=...``) and 3b (``enc_loss=...``), keyed by a readable label.
+    Every run shares the shipped sizes and ``cfg.train``; the VE with ``cfg.variant_loss`` is in both tables
+    (labelled ``3a:ve``)."""
+    runs: dict[str, T2IRecipe] = {}
+
+    def with_ve(**kw) -> T2IRecipe:
+        model = dataclasses.replace(base.model, text_ve=dataclasses.replace(base.model.text_ve, **kw))
+        return dataclasses.replace(base, model=model, train=cfg.train)
+
+    for v in cfg.variants:
+        runs[f"3a:{v}"] = with_ve(variant=v, enc_loss=cfg.variant_loss)
+    for e in cfg.enc_losses:
+        key = "3a:ve" if e == cfg.variant_loss and "ve" in cfg.variants else f"3b:{e}"
+        runs.setdefault(key, with_ve(variant="ve", enc_loss=e))
+    return runs
+
+
+def run_ablation(base: T2IRecipe, cfg: T2IAblationConfig, autoencoder: torch.nn.Module, judge: JudgeNet,
+                 seed: int = 0) -> dict[str, Any]:
+    """Train every ablation run (each resumable under ``data/cache/runs``) and judge it on the validation
+    prompts at ``cfg.scale`` (an ablation compares design choices, so it must not look at the test set)."""
+    train_data = prepare(base, "train", autoencoder)
+    val = prepare(base, "val", autoencoder)
+    idx = single_object_groups(val.split, cfg.max_prompts)["in_distribution"]
+    out: dict[str, Any] = {"split": "val", "guidance_scale": cfg.scale, "train_steps": cfg.train.steps, "runs": {}}
+    for label, recipe in ablation_recipes(base, cfg).items():
+        t0 = time.perf_counter()
+        result = fit(recipe, train_data, name=f"t2i_ablation_{label.replace(':', '_')}", desc=label)
+        res = judge_prompts(result.ema, autoencoder, judge, val, idx, cfg.scale, recipe.sample_steps,
+                            recipe.sampler, seed)
+        res["train_seconds_this_run"] = round(time.perf_counter() - t0 - res["seconds"], 1)
+        res["final_fm_loss"] = round(result.history["fm"][-1], 5) if result.history.get("fm") else None
+        res["text_ve"] = {"variant": recipe.model.text_ve.variant, "enc_loss": recipe.model.text_ve.enc_loss}
+        out["runs"][label] = res
     return out

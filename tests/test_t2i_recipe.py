@@ -1,0 +1,90 @@
+"""The t2i_shapes recipe end to end on the smoke profile (tiny data and model, a few steps), the choice of the
+guidance scale, the ablation's runs, and the profile wiring."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crossflow_mini import recipes
+from crossflow_mini.config import config_hash, get_profile
+from crossflow_mini.recipes import t2i
+
+SMOKE = get_profile("smoke")
+
+
+def test_choose_scale_takes_the_best_and_breaks_ties_towards_the_cheaper_scale():
+    sweep = {"w=1": {"all": 0.5}, "w=2": {"all": 0.7}, "w=3": {"all": 0.7}, "w=4": {"all": 0.1}}
+    assert t2i.choose_scale(sweep) == 2.0
+    assert t2i.choose_scale({"w=1": {"all": 0.3}, "w=1.5": {"all": 0.3}}) == 1.0
+
+
+def test_ablation_has_the_table_3a_and_3b_runs_with_the_shared_budget():
+    cfg = get_profile("full").t2i_ablation
+    base = get_profile("full").t2i_shapes
+    runs = t2i.ablation_recipes(base, cfg)
+    assert set(runs) == {"3a:plain", "3a:noise", "3a:ve", "3b:text_text", "3b:image_text"}
+    assert {runs[k].model.text_ve.enc_loss for k in ("3a:plain", "3a:noise", "3a:ve")} == {"text_recon"}
+    assert {r.model.text_ve.variant for r in runs.values()} == {"plain", "noise", "ve"}
+    assert all(r.train == cfg.train for r in runs.values())
+    assert all(r.model.velocity == base.model.velocity for r in runs.values())  # only the Text VE changes
+    assert len({config_hash(r) for r in runs.values()}) == len(runs)
+
+
+def test_course_and_full_share_the_shipped_recipe_and_it_fits_the_autoencoder():
+    course, full = get_profile("course"), get_profile("full")
+    assert course.t2i_shapes == full.t2i_shapes
+    assert course.t2i_shapes.autoencoder == course.autoencoder_shapes
+    assert course.t2i_shapes.text.max_tokens == course.t2i_shapes.model.text_ve.max_tokens
+
+
+def test_mismatched_token_limits_are_refused():
+    import dataclasses
+
+    from crossflow_mini.config import TextEncoderConfig
+
+    with pytest.raises(ValueError, match="max_tokens"):
+        dataclasses.replace(SMOKE.t2i_shapes, text=TextEncoderConfig(max_tokens=8))
+
+
+def test_smoke_recipe_trains_evaluates_and_reloads(tmp_cache, monkeypatch):
+    monkeypatch.setenv("CROSSFLOW_PROFILE", "smoke")  # as `--profile smoke` does: the eval settings follow it
+    model, metrics = recipes.RECIPES["t2i_shapes"].train(SMOKE.t2i_shapes, "t2i_shapes")
+    assert metrics["train_steps"] == SMOKE.t2i_shapes.train.steps
+    assert set(metrics["val_sweep"]) == {f"w={w:g}" for w in SMOKE.t2i_eval.scales}
+    assert metrics["chosen_scale"] in SMOKE.t2i_eval.scales
+    for group, sweep in metrics["test_sweep"].items():
+        assert group in ("in_distribution", "heldout_combinations")
+        for res in sweep.values():
+            assert 0 < res["n_prompts"] <= SMOKE.t2i_eval.max_prompts
+            assert all(0.0 <= res[k] <= 1.0 for k in ("colour", "shape", "position", "all"))
+    assert metrics["test_at_chosen_scale"]["in_distribution"] == \
+        metrics["test_sweep"]["in_distribution"][f"w={metrics['chosen_scale']:g}"]
+    json.dumps(metrics)  # the results file must be writable
+
+
+def test_smoke_ablation_study_runs(tmp_cache):
+    out = recipes.run_study("t2i_ablation", SMOKE)
+    assert out["split"] == "val" and set(out["runs"]) == set(t2i.ablation_recipes(SMOKE.t2i_shapes,
+                                                                                   SMOKE.t2i_ablation))
+    with pytest.raises(KeyError, match="unknown study"):
+        recipes.run_study("nope", SMOKE)
+
+
+def test_cli_lists_the_study_and_refuses_unknown_names(capsys, monkeypatch, tmp_cache):
+    from crossflow_mini.__main__ import main
+
+    monkeypatch.setenv("CROSSFLOW_PROFILE", "smoke")
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "t2i_shapes" in out and "t2i_ablation" in out and "study" in out
+    assert main(["reproduce", "t2i_nothing"]) == 2
+    assert "unknown checkpoint" in capsys.readouterr().err
+
+
+def test_load_results_names_the_command_when_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr(recipes, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(recipes, "results_path", lambda name: tmp_path / f"{name}.json")
+    with pytest.raises(FileNotFoundError, match="reproduce t2i_ablation"):
+        recipes.load_results("t2i_ablation")
