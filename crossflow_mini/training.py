@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -89,11 +90,13 @@ class TrainResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     steps: int = 0
     resumed_from: int = 0
+    seconds: float | None = None  # training time of all the run's parts together (None: an earlier part's is unknown)
 
 
 # --------------------------------------------------------------------------------------- state (de)serialising
 def _save_state(path: Path, step: int, model: torch.nn.Module, ema: torch.nn.Module | None,
-                opt: torch.optim.Optimizer, history: dict[str, list[float]], cfg: TrainConfig) -> None:
+                opt: torch.optim.Optimizer, history: dict[str, list[float]], cfg: TrainConfig,
+                seconds: float | None = None) -> None:
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
         tensors[f"model.{k}"] = v.detach().contiguous().clone()
@@ -110,13 +113,14 @@ def _save_state(path: Path, step: int, model: torch.nn.Module, ema: torch.nn.Mod
                 scalars.setdefault(str(idx), {})[key] = val
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"step": step, "history": history, "param_groups": opt_sd["param_groups"], "optim_scalars": scalars,
-            "train_config": json.dumps(cfg.__dict__, default=list, sort_keys=True)}
+            "train_config": json.dumps(cfg.__dict__, default=list, sort_keys=True), "seconds": seconds}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
 
 
 def _load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None, opt: torch.optim.Optimizer,
-                cfg: TrainConfig) -> tuple[int, dict[str, list[float]]]:
+                cfg: TrainConfig) -> tuple[int, dict[str, list[float]], float | None]:
+    """Restore a state written by :func:`_save_state`; returns ``(step, history, seconds trained so far)``."""
     tensors = load_file(str(path))
     with safe_open(str(path), framework="pt") as fh:
         meta = json.loads(fh.metadata()["state"])
@@ -137,7 +141,7 @@ def _load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None,
         state.setdefault(int(idx), {}).update(sc)
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     torch.set_rng_state(tensors["rng.torch"])
-    return int(meta["step"]), {k: list(v) for k, v in meta["history"].items()}
+    return int(meta["step"]), {k: list(v) for k, v in meta["history"].items()}, meta.get("seconds")
 
 
 # ---------------------------------------------------------------------------------------------------- the loop
@@ -158,11 +162,16 @@ def train(model: torch.nn.Module, loss_fn: LossFn, batch_fn: Callable[[int], Any
     if cfg.ema_decay > 0:
         ema = copy.deepcopy(model).requires_grad_(False)
     history: dict[str, list[float]] = {"step": [], "loss": []}
-    start = 0
+    start, before = 0, 0.0  # before: seconds spent by earlier parts of a resumed run (None if not recorded)
     state_path = Path(run_dir) / STATE_FILE if run_dir is not None else None
     if state_path is not None and resume and state_path.exists():
-        start, history = _load_state(state_path, model, ema, opt, cfg)
+        start, history, before = _load_state(state_path, model, ema, opt, cfg)
     resumed_from = start
+    t0 = time.perf_counter()
+
+    def seconds() -> float | None:
+        return None if before is None else before + time.perf_counter() - t0
+
     model.train()
     bar = progress(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps)
     for step in bar:
@@ -188,14 +197,15 @@ def train(model: torch.nn.Module, loss_fn: LossFn, batch_fn: Callable[[int], Any
             bar.set_postfix(loss=f"{logs['loss']:.4f}")
         done = step + 1
         if state_path is not None and cfg.ckpt_every > 0 and done % cfg.ckpt_every == 0 and done < cfg.steps:
-            _save_state(state_path, done, model, ema, opt, history, cfg)
+            _save_state(state_path, done, model, ema, opt, history, cfg, seconds())
         if callback is not None:
             callback(step, logs)
     bar.close()
+    total = seconds()
     if state_path is not None:
-        _save_state(state_path, cfg.steps, model, ema, opt, history, cfg)
+        _save_state(state_path, cfg.steps, model, ema, opt, history, cfg, total)
     model.eval()
     if ema is not None:
         ema.eval()
     return TrainResult(model=model, ema=ema if ema is not None else model, history=history,
-                       steps=cfg.steps, resumed_from=resumed_from)
+                       steps=cfg.steps, resumed_from=resumed_from, seconds=total)

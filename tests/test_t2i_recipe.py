@@ -51,7 +51,7 @@ def test_mismatched_token_limits_are_refused():
 def test_smoke_recipe_trains_evaluates_and_reloads(tmp_cache, monkeypatch):
     monkeypatch.setenv("CROSSFLOW_PROFILE", "smoke")  # as `--profile smoke` does: the eval settings follow it
     model, metrics = recipes.RECIPES["t2i_shapes"].train(SMOKE.t2i_shapes, "t2i_shapes")
-    assert metrics["train_steps"] == SMOKE.t2i_shapes.train.steps
+    assert metrics["train_steps"] == SMOKE.t2i_shapes.train.steps and metrics["train_seconds_all_parts"] > 0
     assert set(metrics["val_sweep"]) == {f"w={w:g}" for w in SMOKE.t2i_eval.scales}
     assert metrics["chosen_scale"] in SMOKE.t2i_eval.scales
     for group, sweep in metrics["test_sweep"].items():

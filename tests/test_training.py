@@ -110,8 +110,9 @@ def test_killed_process_resumes(tmp_path):
 
     model, ema = _model(), _model()
     opt = torch.optim.AdamW(model.parameters())
-    _load_state(run_dir / STATE_FILE, model, ema, opt, cfg)
+    _, _, seconds = _load_state(run_dir / STATE_FILE, model, ema, opt, cfg)
     assert _same(full.model, model)
+    assert seconds is not None and seconds > 0  # both parts' training time, added up
 
 
 def test_epoch_batches_cover_every_item_once_per_epoch():
@@ -146,3 +147,16 @@ def test_ema_lags_the_model():
     assert not _same(r.model, r.ema)
     no_ema = _run(cfg=TrainConfig(**{**CFG.__dict__, "ema_decay": 0.0}))
     assert no_ema.ema is no_ema.model
+
+
+def test_training_time_adds_up_over_an_interrupted_run(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, stop_at=22)
+    resumed = _run(tmp_path)
+    assert resumed.resumed_from == 20 and resumed.seconds is not None
+    from crossflow_mini.training import _load_state
+
+    model, ema = _model(), _model()
+    _, _, saved = _load_state(tmp_path / STATE_FILE, model, ema, torch.optim.AdamW(model.parameters()), CFG)
+    assert saved == resumed.seconds
+    assert _run().seconds > 0 and _run().resumed_from == 0  # no run folder: this call's time alone

@@ -169,6 +169,8 @@ def train_t2i(recipe: T2IRecipe, autoencoder: torch.nn.Module, judge: JudgeNet, 
     metrics: dict[str, Any] = {
         "train_seconds_this_run": round(seconds, 1), "train_steps": recipe.train.steps,
         "resumed_from_step": result.resumed_from,
+        # all parts of a resumed run together (None where an earlier part predates this record)
+        "train_seconds_all_parts": None if result.seconds is None else round(result.seconds, 1),
         "final_losses": {k: round(v[-1], 5) for k, v in result.history.items() if v and k != "step"},
     }
     if result.resumed_from == 0 and seconds > 0:
