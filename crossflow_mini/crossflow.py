@@ -6,7 +6,7 @@ and one loss trains them together with one optimiser (paper Table 3e: joint beat
 
     z0 ~ TextVE(tokens)                              (reparameterised; the only randomness in the source)
     indicator, z1' = swap_targets(z1)                (CFG: unconditional samples get another sample's image)
-    z_t = (1 - (1 - sigma_min) t) z0 + t z1',  t ~ logit-normal
+    z_t = (1 - (1 - sigma_min) t) z0 + t z1',  t ~ U(0, 1)  (the public code: logit-normal; an option)
     L = || v(z_t, t, indicator) - (z1' - (1 - sigma_min) z0) ||^2  +  L_Enc(z0, z1)  +  lambda KL
 
 The FM loss back-propagates into the Text VE too: the text latent is shaped by what the flow needs. The
@@ -39,7 +39,7 @@ class CrossFlowConfig:
     # where the caption alone must decide the image - is what generation depends on. In a 3,000-step ShapesWorld
     # trial (200 held-out single-object prompts, w = 1, judged), logit-normal left the t = 0 velocity error at 1.0
     # (0.02 at t = 0.3) and colour / position accuracy at 0.43 / 0.35; uniform t reached 0.92 / 0.97 (EMA
-    # weights) with the same budget. Uniform is the default here (to be rerun as a measured notebook cell).
+    # weights) with the same budget. Uniform is the default here.
     time_sampler: str = "uniform"
     sigma_min: float = flow.SIGMA_MIN
 

@@ -80,7 +80,7 @@ class CrossFlowPipeline:
         profile = profile or get_profile()
         recipe = recipes.get_recipe(name).config(profile)
         model = recipes.load(name, profile)
-        autoencoder = recipes.dependency("autoencoder_shapes", recipe.autoencoder)
+        autoencoder = recipes.dependency("autoencoder_shapes", recipe.autoencoder, profile.train_missing)
         scale = None
         for directory in (checkpoints.shipped_dir(name), checkpoints.cached_dir(name, recipe)):
             try:

@@ -64,17 +64,21 @@ STUDIES: dict[str, str] = {
 }
 
 
-def dependency(name: str, cfg: Any) -> torch.nn.Module:
-    """The checkpoint ``name`` for the recipe config ``cfg`` (shipped, cached, or trained now), in eval mode:
-    what a recipe that builds on another one (the flow model on the autoencoder) loads."""
+def dependency(name: str, cfg: Any, allow_train: bool | None = None) -> torch.nn.Module:
+    """The checkpoint ``name`` for the recipe config ``cfg`` (shipped, cached, or - where the active profile
+    allows it - trained now), in eval mode: what a recipe that builds on another one (the flow model on the
+    autoencoder) loads."""
     recipe = get_recipe(name)
-    model, _ = checkpoints.load_or_train(name, cfg, recipe.build, lambda c: recipe.train(c, name))
+    allow = get_profile().train_missing if allow_train is None else allow_train
+    model, _ = checkpoints.load_or_train(name, cfg, recipe.build, lambda c: recipe.train(c, name), allow_train=allow)
     return model.eval()
 
 
-def _referees(cfg: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The autoencoder a text-to-image recipe builds on, and the active profile's judge."""
-    return dependency("autoencoder_shapes", cfg.autoencoder), dependency("judge_shapes", get_profile().judge)
+def _referees(cfg: Any, profile: Profile | None = None) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The autoencoder a text-to-image recipe builds on, and the profile's judge (default: the active one)."""
+    profile = profile or get_profile()
+    return (dependency("autoencoder_shapes", cfg.autoencoder, profile.train_missing),
+            dependency("judge_shapes", profile.judge, profile.train_missing))
 
 
 def run_study(name: str, profile: Profile | None = None) -> dict[str, Any]:
@@ -84,7 +88,7 @@ def run_study(name: str, profile: Profile | None = None) -> dict[str, Any]:
         raise KeyError(f"unknown study {name!r}; known: {', '.join(sorted(STUDIES))}")
     if name == "t2i_ablation":
         cfg = profile.t2i_ablation
-        ae, judge = _referees(profile.t2i_shapes)
+        ae, judge = _referees(profile.t2i_shapes, profile)
         metrics = t2i_recipe.run_ablation(profile.t2i_shapes, cfg, ae, judge)
         if profile.name != "smoke":
             write_study(name, profile, cfg, metrics)
