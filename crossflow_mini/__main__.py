@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             if state == "missing" and (checkpoints.shipped_dir(name) / checkpoints.WEIGHTS_FILE).exists():
                 state = "shipped for another config"
             print(f"{name:24s} {state:24s} {r.description}")
-        for name, description in recipes.STUDIES.items():
+        for name, study in recipes.STUDIES.items():
             state = "results stored" if recipes.results_path(name).exists() else "not run"
-            print(f"{name:24s} {state:24s} study: {description}")
+            print(f"{name:24s} {state:24s} study: {study.description}")
         return 0
     try:
         if args.command == "train":

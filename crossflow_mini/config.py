@@ -345,7 +345,8 @@ _JUDGE = JudgeRecipe(model=JudgeConfig(width=32),
 # The shipped ShapesWorld CrossFlow model. ShapesWorld captions are at most 15 MiniLM tokens long (CLS and SEP
 # included), so 16 token slots lose nothing and halve the Text VE's work against the default 32.
 # KL: the public code's form ((0.3 mu)^6, lambda 1e-2), not the paper's (mu^2, lambda 1e-4). Measured in
-# 1,500-step trials (judge, 200 single-object test prompts, 8 draws per prompt): with the paper's form sigma stays
+# 1,500-step design trials (scratch runs of recipes.t2i.fit, not a project command; judge, 200 single-object
+# test prompts, 8 draws per prompt): with the paper's form sigma stays
 # at 0.07 against a spread of the means of 0.29, the flow cannot turn so little noise into the +-1.6 px position
 # jitter of the data, and it draws the jitter-averaged image - rounded squares, fat crosses - (draws of one
 # prompt differ by 0.46 px in position; real images by 0.92 px). The code's form lets the means spread (1.05)

@@ -89,6 +89,14 @@ class CrossFlowModel(nn.Module):
         """Image latents for caption tokens: z0 ~ TextVE, then the guided ODE from t = 0 to t = 1."""
         self.eval()
         z0 = self.text_ve(tokens, mask, generator=generator).z0
+        return self.flow(z0, guidance_scale, steps, method, return_trajectory)
+
+    @torch.no_grad()
+    def flow(self, z0: torch.Tensor, guidance_scale: float | None = None, steps: int = 50, method: str = "euler",
+             return_trajectory: bool = False) -> SampleResult:
+        """The guided ODE from given text latents z0 (t = 0) to image latents (t = 1); ``guidance_scale=None``
+        takes ``cfg.guidance.scale``."""
+        self.eval()
         scale = self.cfg.guidance.scale if guidance_scale is None else guidance_scale
         return sample(make_guided(self.velocity, scale), z0, steps, method=method,
                       return_trajectory=return_trajectory)

@@ -70,11 +70,9 @@ def score_scene(category: str, read: list[ReadObject], split: sw.ShapesWorldSpli
                for a, b in _pairs(read, split, i, colours=False))
 
 
-def prompt_indices(split: sw.ShapesWorldSplit, max_per_kind: int | None = None,
-                   heldout: bool | None = None) -> dict[str, np.ndarray]:
-    """Indices of the prompts of each scene kind (``heldout``: only prompts with / without a held-out pair)."""
-    keep = np.ones(len(split), bool) if heldout is None else (split.heldout == heldout)
-    return {kind: np.flatnonzero((split.kinds == sw.SCENE_KINDS.index(kind)) & keep)[:max_per_kind]
+def prompt_indices(split: sw.ShapesWorldSplit, max_per_kind: int | None = None) -> dict[str, np.ndarray]:
+    """Indices of the first ``max_per_kind`` prompts of each scene kind the categories use."""
+    return {kind: np.flatnonzero(split.kinds == sw.SCENE_KINDS.index(kind))[:max_per_kind]
             for kind in sorted(set(CATEGORY_KIND.values()))}
 
 

@@ -30,9 +30,7 @@ from . import checkpoints
 from .autoencoder import ImageAutoencoder
 from .config import T2IRecipe, config_hash, from_dict
 from .crossflow import CrossFlowModel
-from .guidance import make_guided
-from .sampling import SAMPLERS, sample
-from .text_encoder import TextEncoder, check_captions
+from .text_encoder import TextEncoder
 
 FLOW_DIR = "flow"
 AUTOENCODER_DIR = "autoencoder"
@@ -127,7 +125,7 @@ class CrossFlowPipeline:
         ``ValueError``; prompts longer than ``recipe.text.max_tokens`` tokens are truncated with a warning."""
         if isinstance(prompts, str):
             prompts = [prompts]
-        emb = self.text_encoder.encode(check_captions(prompts))
+        emb = self.text_encoder.encode(prompts)  # refuses empty prompts, warns about truncation
         return emb.batch(slice(None))
 
     @torch.no_grad()
@@ -151,13 +149,9 @@ class CrossFlowPipeline:
             raise ValueError(f"text latents must have shape (B, {', '.join(map(str, shape))}), got {tuple(z0.shape)}")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        sampler = sampler or self.recipe.sampler
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
         steps = self.recipe.sample_steps if num_steps is None else int(num_steps)
         scale = self.default_scale if guidance_scale is None else float(guidance_scale)
-        res = sample(make_guided(self.model.velocity, scale), z0, steps, method=sampler,
-                     return_trajectory=return_trajectory)
+        res = self.model.flow(z0, scale, steps, sampler or self.recipe.sampler, return_trajectory)
         latents = res.sample
         if output_type == "latent":
             images = latents

@@ -57,10 +57,25 @@ RECIPES: dict[str, Recipe] = {
         lambda model, cfg: t2i_recipe.evaluate_t2i(model, cfg, *_referees(cfg), get_profile().t2i_eval)),
 }
 
-#: Study commands (``python -m crossflow_mini reproduce NAME``): they write ``data/results/NAME.json`` but ship
-#: no checkpoint.
-STUDIES: dict[str, str] = {
-    "t2i_ablation": "mini paper Table 3a/3b: plain encoder vs encoder + noise vs Text VE, and the Text VE's loss",
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study command (``python -m crossflow_mini reproduce NAME``): writes ``data/results/NAME.json``, ships no
+    checkpoint. ``run(profile)`` returns ``(config, metrics)``."""
+
+    description: str
+    run: Callable[[Profile], tuple[Any, dict[str, Any]]]
+
+
+def _run_ablation(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    ae, judge = _referees(profile.t2i_shapes, profile)
+    return profile.t2i_ablation, t2i_recipe.run_ablation(profile.t2i_shapes, profile.t2i_ablation, ae, judge)
+
+
+STUDIES: dict[str, Study] = {
+    "t2i_ablation": Study("mini paper Table 3a/3b: plain encoder vs encoder + noise vs Text VE, and the Text VE's "
+                          "loss", _run_ablation),
 }
 
 
@@ -86,14 +101,10 @@ def run_study(name: str, profile: Profile | None = None) -> dict[str, Any]:
     profile = profile or get_profile()
     if name not in STUDIES:
         raise KeyError(f"unknown study {name!r}; known: {', '.join(sorted(STUDIES))}")
-    if name == "t2i_ablation":
-        cfg = profile.t2i_ablation
-        ae, judge = _referees(profile.t2i_shapes, profile)
-        metrics = t2i_recipe.run_ablation(profile.t2i_shapes, cfg, ae, judge)
-        if profile.name != "smoke":
-            write_study(name, profile, cfg, metrics)
-        return metrics
-    raise AssertionError(name)
+    cfg, metrics = STUDIES[name].run(profile)
+    if profile.name != "smoke":  # smoke runs only check that the study works
+        write_study(name, profile, cfg, metrics)
+    return metrics
 
 
 def write_study(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any]) -> Path:
