@@ -5,7 +5,8 @@
                                                          # write data/results
     python -m crossflow_mini evaluate autoencoder_shapes # re-measure a checkpoint
     python -m crossflow_mini reproduce                   # train every shipped checkpoint from scratch, then
-                                                         # run the studies (reproduce t2i_ablation: one study)
+                                                         # run the studies (reproduce t2i_ablation: one study;
+                                                         # reproduce t2i: the comparison and scaling studies)
     python -m crossflow_mini bench                       # speed figures for the README
 
 The profile comes from ``CROSSFLOW_PROFILE`` (or ``--profile``).
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "evaluate":
             print(json.dumps(recipes.evaluate(args.name, profile), indent=2))
         elif args.command == "reproduce":
-            for name in args.names or [*recipes.RECIPES, *recipes.STUDIES]:
+            names = [n for name in args.names for n in recipes.STUDY_GROUPS.get(name, (name,))]
+            for name in names or [*recipes.RECIPES, *recipes.STUDIES]:
                 if name in recipes.STUDIES:
                     print(f"{name}:\n{json.dumps(recipes.run_study(name, profile), indent=2)}")
                     continue

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .baseline import BaselineConfig
 from .crossflow import CrossFlowConfig
 from .guidance import GuidanceConfig
-from .models import VelocityTransformerConfig
+from .models import CrossAttentionTransformerConfig, VelocityTransformerConfig
 from .text_vae import ImageTowerConfig, TextVEConfig
 
 PROFILE_ENV = "CROSSFLOW_PROFILE"
@@ -198,6 +199,38 @@ class T2IRecipe:
 
 
 @dataclass(frozen=True)
+class BaselineRecipe(T2IRecipe):
+    """A standard flow-matching baseline checkpoint (:mod:`crossflow_mini.baseline`): everything as in
+    :class:`T2IRecipe` - training run, data, text encoder, autoencoder, sampler and NFE - but the model. The data set
+    is the autoencoder's (``autoencoder.dataset``), for CrossFlow and baseline recipes alike."""
+
+    model: BaselineConfig = BaselineConfig()
+
+    def __post_init__(self) -> None:
+        if tuple(self.autoencoder.model.latent_shape) != tuple(self.model.velocity.latent_shape):
+            raise ValueError(f"the autoencoder makes latents of shape {self.autoencoder.model.latent_shape} but "
+                             f"the flow model expects {self.model.velocity.latent_shape}")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The Fashion-MNIST class-accuracy referee: a small CNN trained on the real training images."""
+
+    channels: tuple[int, ...] = (32, 64, 128)
+    image_size: int = 32
+    num_classes: int = 10
+
+
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """Everything that determines the Fashion-MNIST classifier checkpoint."""
+
+    model: ClassifierConfig = ClassifierConfig()
+    train: TrainConfig = TrainConfig()
+    fashion: FashionDataConfig = FashionDataConfig()
+
+
+@dataclass(frozen=True)
 class T2IEvalConfig:
     """How generations are judged (:mod:`crossflow_mini.recipes.t2i`). The guidance scale is *chosen* on the
     validation prompts and *reported* on the test prompts; ``max_prompts`` caps each prompt group."""
@@ -226,6 +259,44 @@ class T2IAblationConfig:
 
 
 @dataclass(frozen=True)
+class ComparisonConfig:
+    """CrossFlow against the standard flow-matching baseline at equal size and steps (mini paper Tables 1, 2, 7).
+
+    ShapesWorld: mini-GenEval on the first ``geneval_per_kind`` test prompts of each scene kind, at each model's
+    guidance scale chosen on the validation prompts. Fashion-MNIST: the scale is chosen by the class accuracy of
+    ``choose_samples`` generations (no test image is involved), then class accuracy on ``class_samples``
+    generations for the test captions. FID: ``fid_samples`` generations against as many real test images, beside
+    the FID of two disjoint real sets of that size (the floor). ``timing_batch``: batch of the ms/image figure."""
+
+    geneval_per_kind: int | None = 500
+    fid_samples: int = 500
+    choose_samples: int = 500
+    class_samples: int = 2000
+    scales: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+    timing_batch: int = 250
+    batch_size: int = 250
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """The mini paper Fig. 3: both methods at several sizes, each judged after several training lengths.
+
+    ``sizes`` are (width, depth) of CrossFlow's velocity transformer; its Text VE has the same width. Each
+    baseline gets the same depth and the width whose parameter count is closest to CrossFlow's (Text VE and
+    image tower included). One run per (method, size) trains for ``max(steps)`` steps; its EMA weights are
+    judged when each length in ``steps`` is reached (the learning rate is constant after warm-up, so the point at
+    step s is what a run of s steps gives). Score: mini-GenEval overall on ``geneval_per_kind`` test prompts per
+    scene kind, at every guidance scale in ``scales`` (all are stored; none is chosen on the test prompts)."""
+
+    sizes: tuple[tuple[int, int], ...] = ((64, 2), (96, 3), (128, 4))
+    steps: tuple[int, ...] = (500, 1000, 2000)
+    train: TrainConfig = TrainConfig()
+    geneval_per_kind: int | None = 200
+    scales: tuple[float, ...] = (1.0, 3.0)
+
+
+@dataclass(frozen=True)
 class Profile:
     """All sizes for one profile. Obtain it with :func:`get_profile`."""
 
@@ -243,6 +314,12 @@ class Profile:
     t2i_eval: T2IEvalConfig = T2IEvalConfig()
     t2i_demo: TrainConfig = TrainConfig()  # the short live training runs of notebooks 03-04
     t2i_ablation: T2IAblationConfig = T2IAblationConfig()
+    t2i_baseline_shapes: BaselineRecipe = BaselineRecipe()
+    t2i_fashion: T2IRecipe = T2IRecipe()
+    t2i_baseline_fashion: BaselineRecipe = BaselineRecipe()
+    classifier_fashion: ClassifierRecipe = ClassifierRecipe()
+    t2i_compare: ComparisonConfig = ComparisonConfig()
+    t2i_scaling: ScalingConfig = ScalingConfig()
     train_missing: bool = True  # may a notebook train a checkpoint that is neither shipped nor cached?
     n_preview: int = 8  # images per preview grid
     n_captions_demo: int = 512  # captions embedded in the notebook-00 text-encoder demo
@@ -274,6 +351,12 @@ def _smoke() -> Profile:
     fashion = FashionDataConfig(n_train=512, n_test=128)
     ae_shapes = AutoencoderRecipe("shapes", dataclasses.replace(tiny_ae, in_channels=3), tiny_train, shapes=shapes,
                                   scale_samples=64)
+    ae_fashion = AutoencoderRecipe("fashion", dataclasses.replace(tiny_ae, in_channels=1), tiny_train,
+                                   fashion=fashion, scale_samples=64)
+    smoke_t2i = _smoke_t2i(shapes, ae_shapes, tiny_train)
+    smoke_baseline = BaselineRecipe(
+        model=BaselineConfig(velocity=CrossAttentionTransformerConfig(width=32, depth=1, heads=2, time_dim=32)),
+        train=tiny_train, shapes=shapes, text=smoke_t2i.text, autoencoder=ae_shapes, sample_steps=4)
     return Profile(
         name="smoke",
         shapes=shapes,
@@ -281,17 +364,25 @@ def _smoke() -> Profile:
         photos=PhotoDataConfig(),
         text=TextEncoderConfig(batch_size=64),
         autoencoder_shapes=ae_shapes,
-        autoencoder_fashion=AutoencoderRecipe("fashion", dataclasses.replace(tiny_ae, in_channels=1), tiny_train,
-                                              fashion=fashion, scale_samples=64),
+        autoencoder_fashion=ae_fashion,
         autoencoder_demo=tiny_train,
         flow2d=Flow2DConfig(n_points=512, hidden=32, layers=2,
                             train=dataclasses.replace(Flow2DConfig().train, steps=20, batch_size=64),
                             euler_steps=8, n_show=128, n_traj=8),
         judge=JudgeRecipe(model=JudgeConfig(width=16, dilations=(1, 2)), train=tiny_train, shapes=shapes),
-        t2i_shapes=_smoke_t2i(shapes, ae_shapes, tiny_train),
+        t2i_shapes=smoke_t2i,
         t2i_eval=T2IEvalConfig(scales=(1.0, 2.0), max_prompts=16, batch_size=16, solver_nfe=(2, 4)),
         t2i_demo=tiny_train,
         t2i_ablation=T2IAblationConfig(train=tiny_train, max_prompts=16),
+        t2i_baseline_shapes=smoke_baseline,
+        t2i_fashion=dataclasses.replace(smoke_t2i, autoencoder=ae_fashion),
+        t2i_baseline_fashion=dataclasses.replace(smoke_baseline, autoencoder=ae_fashion),
+        classifier_fashion=ClassifierRecipe(model=ClassifierConfig(channels=(8, 16)), train=tiny_train,
+                                            fashion=fashion),
+        t2i_compare=ComparisonConfig(geneval_per_kind=8, fid_samples=8, choose_samples=16, class_samples=32,
+                                     scales=(1.0, 2.0), timing_batch=16, batch_size=16),
+        t2i_scaling=ScalingConfig(sizes=((16, 1), (32, 1)), steps=(3, 6), train=tiny_train, geneval_per_kind=4,
+                                  scales=(1.0,)),
         n_preview=4,
         n_captions_demo=16,
         eval_images=64,
@@ -314,6 +405,11 @@ def _course() -> Profile:
         t2i_eval=T2IEvalConfig(max_prompts=200),
         t2i_demo=_T2I_DEMO,
         t2i_ablation=_T2I_ABLATION,
+        t2i_baseline_shapes=_BASELINE,
+        t2i_fashion=_T2I_FASHION,
+        t2i_baseline_fashion=_BASELINE_FASHION,
+        classifier_fashion=_CLASSIFIER,
+        t2i_scaling=_SCALING,
         train_missing=False,
     )
 
@@ -334,6 +430,11 @@ def _full() -> Profile:
         t2i_eval=T2IEvalConfig(),
         t2i_demo=dataclasses.replace(_T2I_DEMO, steps=1000),
         t2i_ablation=_T2I_ABLATION,
+        t2i_baseline_shapes=_BASELINE,
+        t2i_fashion=_T2I_FASHION,
+        t2i_baseline_fashion=_BASELINE_FASHION,
+        classifier_fashion=_CLASSIFIER,
+        t2i_scaling=_SCALING,
         eval_images=4000,
     )
 
@@ -370,6 +471,24 @@ _T2I = T2IRecipe(
 )
 _T2I_ABLATION = T2IAblationConfig(train=dataclasses.replace(_T2I.train, steps=1200, ema_decay=0.99))
 _T2I_DEMO = dataclasses.replace(_T2I.train, steps=300, warmup_steps=50, ema_decay=0.99, ckpt_every=0, log_every=10)
+
+# The standard flow-matching baseline at CrossFlow's size (paper Table 1): the same transformer family with
+# cross-attention to the MiniLM tokens, width 144 instead of 128 so that its 2.23 M parameters match CrossFlow's
+# 2.26 M (whose Text VE 0.72 M and image tower 0.28 M count too; within 1.5 %, tested). Training run, data, text
+# encoder, sampler and NFE are CrossFlow's.
+_BASELINE = BaselineRecipe(
+    model=BaselineConfig(velocity=CrossAttentionTransformerConfig(width=144, depth=4, heads=4)),
+    train=_T2I.train, shapes=_T2I.shapes, text=_T2I.text, autoencoder=_AE_SHAPES)
+# Fashion-MNIST: both methods at the ShapesWorld sizes on the Fashion autoencoder's latents. Ten classes need a
+# shorter run than ShapesWorld's combinatorial captions: 3,000 steps each (about 10 minutes each on 2 cores).
+_FASHION_TRAIN = dataclasses.replace(_T2I.train, steps=3000)
+_T2I_FASHION = dataclasses.replace(_T2I, train=_FASHION_TRAIN, autoencoder=_AE_FASHION)
+_BASELINE_FASHION = dataclasses.replace(_BASELINE, train=_FASHION_TRAIN, autoencoder=_AE_FASHION)
+_CLASSIFIER = ClassifierRecipe(
+    train=TrainConfig(steps=2000, batch_size=128, lr=2e-3, betas=(0.9, 0.99), weight_decay=1e-4, warmup_steps=100,
+                      lr_schedule="cosine", ema_decay=0.0, ckpt_every=500))
+# Mini Fig. 3: three sizes x three lengths x two methods, six runs of 2,000 steps (the longest length).
+_SCALING = ScalingConfig(train=dataclasses.replace(_T2I.train, steps=2000, ckpt_every=500))
 
 
 def _smoke_t2i(shapes: ShapesDataConfig, autoencoder: AutoencoderRecipe, train: TrainConfig) -> T2IRecipe:
@@ -412,6 +531,8 @@ def to_dict(cfg: Any) -> Any:
         return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
     if isinstance(cfg, (list, tuple)):
         return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
     return cfg
 
 
@@ -455,7 +576,8 @@ def config_hash(cfg: Any) -> str:
 __all__ = [
     "PROFILE_ENV", "PROFILES", "ROOT", "DATA_DIR", "CHECKPOINT_DIR", "RESULTS_DIR", "cache_dir",
     "TrainConfig", "ShapesDataConfig", "FashionDataConfig", "PhotoDataConfig", "AutoencoderConfig",
-    "AutoencoderRecipe", "Flow2DConfig", "T2IRecipe", "T2IEvalConfig", "T2IAblationConfig", "TextEncoderConfig",
+    "AutoencoderRecipe", "Flow2DConfig", "T2IRecipe", "BaselineRecipe", "ClassifierConfig", "ClassifierRecipe",
+    "ComparisonConfig", "ScalingConfig", "T2IEvalConfig", "T2IAblationConfig", "TextEncoderConfig",
     "Profile", "profile_name", "get_profile",
     "to_dict", "from_dict", "config_hash",
 ]

@@ -82,16 +82,52 @@ def fid(real: torch.Tensor, fake: torch.Tensor, batch_size: int = 100) -> float:
     return float(metric.compute())
 
 
+class FIDReference:
+    """Real-image statistics computed once, so that several generated sets are scored against the same reals.
+
+    ``reference`` is the real set generated images are compared with; ``other`` a disjoint real set of the same
+    size, whose FID against ``reference`` is the floor (:attr:`floor`) printed beside every score."""
+
+    def __init__(self, reference: torch.Tensor, other: torch.Tensor, batch_size: int = 100):
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        if len(reference) < 2 or len(other) != len(reference):
+            raise ValueError(f"the floor needs two disjoint real sets of the same size (at least 2 images each), "
+                             f"got {len(reference)} and {len(other)}")
+        self.n, self.batch_size = len(reference), batch_size
+        self._metric = FrechetInceptionDistance(feature=inception(), reset_real_features=False)
+        self._update(reference, real=True)
+        self.floor = self.fid(other)
+
+    def _update(self, images: torch.Tensor, real: bool) -> None:
+        for i in range(0, len(images), self.batch_size):
+            self._metric.update(images[i:i + self.batch_size], real=real)
+
+    def fid(self, fake: torch.Tensor) -> float:
+        """FID of ``fake`` against the reference set (any size of at least 2; compare with the floor only when it
+        is the reference's size)."""
+        if len(fake) < 2:
+            raise ValueError(f"FID needs at least 2 generated images, got {len(fake)}")
+        self._metric.reset()  # forgets the generated statistics only (reset_real_features=False)
+        self._update(fake, real=False)
+        return round(float(self._metric.compute()), 3)
+
+    def score(self, fake: torch.Tensor) -> dict[str, Any]:
+        """``{"fid", "real_vs_real_floor", "n_images"}`` for a generated set of the reference's size."""
+        if len(fake) != self.n:
+            raise ValueError(f"score {self.n} generated images against {self.n} real ones (the floor's size), "
+                             f"got {len(fake)}")
+        return {"fid": self.fid(fake), "real_vs_real_floor": self.floor, "n_images": self.n}
+
+
 def fid_with_floor(real: torch.Tensor, fake: torch.Tensor, batch_size: int = 100) -> dict[str, Any]:
-    """FID of ``fake`` against the first half of ``real`` and, as its floor, the FID between the two halves of
-    ``real`` (disjoint real sets of the same size as ``fake``). ``real`` must hold at least 2 x ``len(fake)``."""
+    """FID of ``fake`` against the first ``len(fake)`` of ``real`` and, as its floor, the FID between those and
+    the next ``len(fake)`` real images (disjoint real sets of the same size as ``fake``)."""
     n = len(fake)
     if len(real) < 2 * n:
         raise ValueError(f"the floor needs two disjoint real sets of {n} images: pass at least {2 * n} real images, "
                          f"got {len(real)}")
-    ref, other = real[:n], real[n:2 * n]
-    return {"fid": round(fid(ref, fake, batch_size), 3), "real_vs_real_floor": round(fid(ref, other, batch_size), 3),
-            "n_images": n}
+    return FIDReference(real[:n], real[n:2 * n], batch_size).score(fake)
 
 
-__all__ = ["InceptionFeatures", "inception", "fid", "fid_with_floor", "INCEPTION_SIZE", "TF_INPUT_RANGE"]
+__all__ = ["InceptionFeatures", "inception", "fid", "FIDReference", "fid_with_floor", "INCEPTION_SIZE", "TF_INPUT_RANGE"]

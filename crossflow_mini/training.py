@@ -18,7 +18,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from safetensors import safe_open
@@ -148,13 +148,18 @@ def _load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None,
 def train(model: torch.nn.Module, loss_fn: LossFn, batch_fn: Callable[[int], Any], cfg: TrainConfig, *,
           run_dir: str | Path | None = None, resume: bool = True,
           callback: Callable[[int, dict[str, float]], None] | None = None, desc: str = "train",
-          parameters: list[torch.nn.Parameter] | None = None) -> TrainResult:
+          parameters: list[torch.nn.Parameter] | None = None, snapshot_steps: Sequence[int] = (),
+          on_snapshot: Callable[[int, torch.nn.Module], None] | None = None) -> TrainResult:
     """Train ``model`` for ``cfg.steps`` steps.
 
     ``batch_fn(step)`` returns the batch of that step; ``loss_fn(model, batch)`` returns the loss, or
     ``(loss, logs)`` with extra scalars to record. ``callback(step, logs)`` runs after every step (live plots;
     raising from it stops the run). With ``run_dir``, the training state is saved every ``cfg.ckpt_every``
-    steps and at the end, and a later call with the same ``run_dir`` resumes from it."""
+    steps and at the end, and a later call with the same ``run_dir`` resumes from it.
+
+    ``on_snapshot(steps_done, ema_model)`` runs when ``steps_done`` (a member of ``snapshot_steps``) steps are
+    done, before the training state is saved there: one long run yields the models of several shorter ones (what a
+    run of that many steps gives, for a constant learning rate). A resumed run calls it only for later steps."""
     torch.manual_seed(cfg.seed)
     params = list(parameters) if parameters is not None else [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
@@ -196,7 +201,14 @@ def train(model: torch.nn.Module, loss_fn: LossFn, batch_fn: Callable[[int], Any
                 history.setdefault(k, []).append(v)
             bar.set_postfix(loss=f"{logs['loss']:.4f}")
         done = step + 1
-        if state_path is not None and cfg.ckpt_every > 0 and done % cfg.ckpt_every == 0 and done < cfg.steps:
+        snap = done in snapshot_steps and on_snapshot is not None
+        if snap:
+            paused = time.perf_counter()
+            on_snapshot(done, ema if ema is not None else model)
+            model.train()
+            t0 += time.perf_counter() - paused  # the snapshot's work is not training time
+        periodic = cfg.ckpt_every > 0 and done % cfg.ckpt_every == 0
+        if state_path is not None and (periodic or snap) and done < cfg.steps:
             _save_state(state_path, done, model, ema, opt, history, cfg, seconds())
         if callback is not None:
             callback(step, logs)

@@ -41,3 +41,15 @@ def test_bad_sizes_are_refused(real):
         fid.fid(real[:1], real[:4])
     with pytest.raises(ValueError, match="two disjoint real sets"):
         fid.fid_with_floor(real[:N], real[:N])
+
+
+def test_a_reference_scores_several_sets_as_fid_does_and_keeps_its_reals(real):
+    n = N // 2
+    ref = fid.FIDReference(real[:n], real[n:2 * n])
+    noise = torch.rand(n, 3, 32, 32) * 2 - 1
+    first = ref.score(noise)
+    assert first["real_vs_real_floor"] == pytest.approx(fid.fid(real[:n], real[n:2 * n]), abs=1e-2)
+    assert ref.fid(real[2 * n:3 * n]) < first["fid"]  # a later set is scored against the same reals
+    assert ref.score(noise)["fid"] == first["fid"]
+    with pytest.raises(ValueError, match="the floor's size"):
+        ref.score(noise[:4])

@@ -160,3 +160,29 @@ def test_training_time_adds_up_over_an_interrupted_run(tmp_path):
     _, _, saved = _load_state(tmp_path / STATE_FILE, model, ema, torch.optim.AdamW(model.parameters()), CFG)
     assert saved == resumed.seconds
     assert _run().seconds > 0 and _run().resumed_from == 0  # no run folder: this call's time alone
+
+
+def test_snapshots_are_the_models_of_shorter_runs_and_do_not_change_the_run(tmp_path):
+    snaps: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_snapshot(step, ema):
+        snaps[step] = {k: v.clone() for k, v in ema.state_dict().items()}
+
+    long = train(_model(), _loss, EpochBatches(len(X), CFG.batch_size, CFG.seed), CFG, snapshot_steps=(10, 25),
+                 on_snapshot=on_snapshot)
+    assert sorted(snaps) == [10, 25]
+    short = _run(cfg=TrainConfig(**{**CFG.__dict__, "steps": 10}))  # constant lr after warm-up: same path
+    for k, v in short.ema.state_dict().items():
+        assert torch.equal(snaps[10][k], v)
+    plain = _run()
+    for k, v in plain.ema.state_dict().items():
+        assert torch.equal(long.ema.state_dict()[k], v)  # taking snapshots leaves the run as it was
+
+
+def test_a_resumed_run_takes_only_the_later_snapshots(tmp_path):
+    seen: list[int] = []
+    with pytest.raises(KeyboardInterrupt):
+        _run(run_dir=tmp_path, stop_at=17)
+    train(_model(), _loss, EpochBatches(len(X), CFG.batch_size, CFG.seed), CFG, run_dir=tmp_path,
+          snapshot_steps=(10, 25, 40), on_snapshot=lambda s, m: seen.append(s))
+    assert seen == [25, 40]

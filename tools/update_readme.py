@@ -2,6 +2,8 @@
 
 * data/results/<name>.json         (python -m crossflow_mini train NAME)   -> results table
 * data/results/t2i_ablation.json   (python -m crossflow_mini reproduce t2i_ablation) -> ablation table
+* data/results/t2i_comparison.json, t2i_scaling.json (python -m crossflow_mini reproduce t2i) -> comparison and
+  scaling tables
 * data/results/notebook_times.json (make notebooks / make notebook-times-smoke) -> run-time table
 * data/results/bench.json          (make bench)                              -> benchmark table
 
@@ -75,6 +77,90 @@ def ablation_table() -> str:
     return "\n".join(rows)
 
 
+METHODS = ("crossflow", "baseline")
+CATEGORIES = ("single_object", "two_objects", "counting", "colours", "position", "colour_attribution")
+
+
+def comparison_table() -> str:
+    c = _load("t2i_comparison.json")
+    if c is None:
+        return "(run `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce t2i_comparison`)"
+    m, cfg = c["metrics"], c["config"]["compare"]
+    sh, fa = m["shapes"], m["fashion"]
+    paper = m["paper"]["table2_crossflow_geneval"]
+    t1 = m["paper"]["table1_same_recipe_300k_steps"]
+    rows = ["| | CrossFlow (ours) | standard FM baseline (ours) | paper: CrossFlow | paper: standard FM |",
+            "|---|---|---|---|---|",
+            f"| parameters (trained; used for sampling) | {sh['crossflow']['parameters'] / 1e6:.2f}M; "
+            f"{sh['crossflow']['parameters_for_sampling'] / 1e6:.2f}M | {sh['baseline']['parameters'] / 1e6:.2f}M; "
+            f"{sh['baseline']['parameters_for_sampling'] / 1e6:.2f}M | {t1['crossflow']['parameters']} | "
+            f"{t1['baseline']['parameters']} |",
+            f"| training steps (batch) | {sh['crossflow']['train_steps']:,} ({sh['crossflow']['batch_size']}) | "
+            f"{sh['baseline']['train_steps']:,} ({sh['baseline']['batch_size']}) | 300K | 300K |"]
+    n_kind = next(iter(sh["crossflow"]["geneval"]["all"]["n_prompts"].values()))
+    rows.append(f"| **ShapesWorld** mini-GenEval, {n_kind} test prompts per scene kind, at w = "
+                f"{sh['crossflow']['guidance_scale']:g} / {sh['baseline']['guidance_scale']:g} (chosen on val) "
+                f"| | | GenEval (Table 2) | |")
+    for cat in (*CATEGORIES, "overall"):
+        vals = [sh[k]["geneval"]["all"][cat] for k in METHODS]
+        best = max(vals)
+        cells = [f"**{v:.3f}**" if v == best and vals[0] != vals[1] else f"{v:.3f}" for v in vals]
+        rows.append(f"| {cat.replace('_', ' ')} | {cells[0]} | {cells[1]} | {paper[cat]:.2f} | - |")
+    for group in ("in_distribution", "heldout_combinations"):
+        rows.append(f"| overall, {group.replace('_', ' ')} prompts | "
+                    + " | ".join(f"{sh[k]['geneval'][group]['overall']:.3f}" for k in METHODS) + " | - | - |")
+    rows.append("| overall, CFG off (w = 1) | "
+                + " | ".join(f"{sh[k]['geneval_cfg_off']['all']['overall']:.3f}" for k in METHODS) + " | - | - |")
+    f = sh["crossflow"]["fid"]
+    rows.append(f"| Inception FID, {f['n_images']} images (real-vs-real floor {f['real_vs_real_floor']:.1f}) | "
+                + " | ".join(f"{sh[k]['fid']['fid']:.1f}" for k in METHODS)
+                + f" | FID-30K {t1['crossflow']['fid_30k']} (Table 1) | {t1['baseline']['fid_30k']} |")
+    rows.append(f"| sampling, ms/image (batch {cfg['timing_batch']}, 20 Euler steps, with CFG) | "
+                + " | ".join(f"{sh[k]['ms_per_image']:.1f}" for k in METHODS) + " | - | - |")
+    rows.append(f"| **Fashion-MNIST** class accuracy, {fa['crossflow']['class_accuracy']['n']} test captions, at "
+                f"w = {fa['crossflow']['guidance_scale']:g} / {fa['baseline']['guidance_scale']:g} (classifier on real "
+                f"test photos: {fa['classifier_accuracy_on_real_test_images']:.3f}) | "
+                + " | ".join(f"{fa[k]['class_accuracy']['class_accuracy']:.3f}" for k in METHODS) + " | - | - |")
+    rows.append("| class accuracy, CFG off (w = 1) | "
+                + " | ".join(f"{fa[k]['class_accuracy_cfg_off']['class_accuracy']:.3f}" for k in METHODS)
+                + " | - | - |")
+    f = fa["crossflow"]["fid"]
+    rows.append(f"| Inception FID, {f['n_images']} images (real-vs-real floor {f['real_vs_real_floor']:.1f}) | "
+                + " | ".join(f"{fa[k]['fid']['fid']:.1f}" for k in METHODS) + " | - | - |")
+    rows.append(f"| sampling, ms/image | " + " | ".join(f"{fa[k]['ms_per_image']:.1f}" for k in METHODS)
+                + " | - | - |")
+    rows.append(f"| training steps (batch) | " + " | ".join(f"{fa[k]['train_steps']:,} ({fa[k]['batch_size']})"
+                                                            for k in METHODS) + " | - | - |")
+    rows += ["", f"Winners: ShapesWorld {m['shapes']['winner']}; Fashion-MNIST {m['fashion']['winner']}. "
+             f"Made by `{c['command']}`."]
+    return "\n".join(rows)
+
+
+def scaling_table() -> str:
+    s = _load("t2i_scaling.json")
+    if s is None:
+        return "(run `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce t2i_scaling`)"
+    m = s["metrics"]
+    steps = m["steps"]
+    rows = ["| size (CrossFlow width x depth) | method | parameters | w | "
+            + " | ".join(f"{st:,} steps" for st in steps) + " |", "|---|---|---|---|" + "---|" * len(steps)]
+    total = 0.0
+    for width, depth in m["sizes"]:
+        for method in METHODS:
+            run = m["runs"][f"{method}:{width}x{depth}"]
+            total += run["train_seconds"] or 0.0
+            for w in m["scales"]:
+                key = f"w={w:g}"
+                rows.append(f"| {width} x {depth} | {method} | {run['parameters'] / 1e6:.2f}M | {w:g} | "
+                            + " | ".join(f"{run['points'][str(st)][key]['overall']:.3f}" for st in steps) + " |")
+    n = next(iter(next(iter(m["runs"].values()))["points"].values()))
+    n_kind = next(iter(next(iter(n.values()))["n_prompts"].values()))
+    rows += ["", f"mini-GenEval overall on {n_kind} ShapesWorld test prompts per scene kind; one run per (method, "
+             f"size), judged when each length was reached. Training time of the six runs: {total / 60:.0f} min "
+             f"(threads: {s['environment']['threads']}). Made by `{s['command']}`."]
+    return "\n".join(rows)
+
+
 def runtimes_table() -> str:
     t = _load("notebook_times.json") or {}
     names = sorted(set(t.get("course", {})) | set(t.get("smoke", {})))
@@ -117,8 +203,8 @@ def fill(text: str, name: str, body: str) -> str:
 
 def main() -> int:
     text = README.read_text()
-    for name, fn in (("results", results_table), ("ablation", ablation_table), ("runtimes", runtimes_table),
-                     ("bench", bench_table)):
+    for name, fn in (("results", results_table), ("ablation", ablation_table), ("comparison", comparison_table),
+                     ("scaling", scaling_table), ("runtimes", runtimes_table), ("bench", bench_table)):
         text = fill(text, name, fn())
     README.write_text(text)
     print("README.md tables updated")

@@ -19,11 +19,15 @@ import torch
 
 from .. import checkpoints
 from ..autoencoder import ImageAutoencoder
+from ..baseline import BaselineModel
 from ..crossflow import CrossFlowModel
 from ..judge import JudgeNet
 from ..config import RESULTS_DIR, ROOT, Profile, config_hash, get_profile, to_dict
 from ..utils import atomic_write_text
+from ..classifier import FashionClassifier
 from . import autoencoder as ae_recipe
+from . import compare
+from . import fashion as fashion_recipe
 from . import judge as judge_recipe
 from . import t2i as t2i_recipe
 
@@ -55,8 +59,40 @@ RECIPES: dict[str, Recipe] = {
         "cross-attention", lambda p: p.t2i_shapes, lambda r: CrossFlowModel(r.model),
         lambda cfg, name: t2i_recipe.train_t2i(cfg, *_referees(cfg), get_profile().t2i_eval, name),
         lambda model, cfg: t2i_recipe.evaluate_t2i(model, cfg, *_referees(cfg), get_profile().t2i_eval)),
+    "t2i_baseline_shapes": Recipe(
+        "t2i_baseline_shapes", "standard flow matching on ShapesWorld: noise -> image with cross-attention to the "
+        "MiniLM tokens, CrossFlow's size and training run", lambda p: p.t2i_baseline_shapes,
+        lambda r: BaselineModel(r.model),
+        lambda cfg, name: t2i_recipe.train_t2i(cfg, *_referees(cfg), get_profile().t2i_eval, name),
+        lambda model, cfg: t2i_recipe.evaluate_t2i(model, cfg, *_referees(cfg), get_profile().t2i_eval)),
+    "classifier_fashion": Recipe(
+        "classifier_fashion", "Fashion-MNIST classifier trained on the real training photos: the class-accuracy "
+        "referee", lambda p: p.classifier_fashion, lambda r: FashionClassifier(r.model),
+        fashion_recipe.train_classifier, fashion_recipe.evaluate_classifier),
+    "t2i_fashion": Recipe(
+        "t2i_fashion", "CrossFlow text-to-image on Fashion-MNIST (captions from class names)",
+        lambda p: p.t2i_fashion, lambda r: CrossFlowModel(r.model), lambda c, n: _train_fashion(c, n),
+        lambda m, c: _evaluate_fashion(m, c)),
+    "t2i_baseline_fashion": Recipe(
+        "t2i_baseline_fashion", "standard flow matching on Fashion-MNIST, CrossFlow's size and training run",
+        lambda p: p.t2i_baseline_fashion, lambda r: BaselineModel(r.model),
+        lambda c, n: _train_fashion(c, n), lambda m, c: _evaluate_fashion(m, c)),
 }
 
+
+
+def _fashion_referees(cfg: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
+    profile = get_profile()
+    return (autoencoder_for(cfg, profile),
+            dependency("classifier_fashion", profile.classifier_fashion, profile.train_missing))
+
+
+def _train_fashion(cfg: Any, name: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    return fashion_recipe.train_fashion_t2i(cfg, *_fashion_referees(cfg), get_profile().t2i_compare, name)
+
+
+def _evaluate_fashion(model: torch.nn.Module, cfg: Any) -> dict[str, Any]:
+    return fashion_recipe.evaluate_fashion_t2i(model, cfg, *_fashion_referees(cfg), get_profile().t2i_compare)
 
 
 @dataclass(frozen=True)
@@ -73,10 +109,42 @@ def _run_ablation(profile: Profile) -> tuple[Any, dict[str, Any]]:
     return profile.t2i_ablation, t2i_recipe.run_ablation(profile.t2i_shapes, profile.t2i_ablation, ae, judge)
 
 
+def load_with_meta(name: str, cfg: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The checkpoint ``name`` for config ``cfg`` in eval mode, and its ``config.json`` (with the metrics measured
+    when it was trained, e.g. the guidance scale chosen on validation prompts)."""
+    recipe = get_recipe(name)
+    model, meta = checkpoints.load_or_train(name, cfg, recipe.build, lambda c: recipe.train(c, name),
+                                            allow_train=get_profile().train_missing)
+    return model.eval(), meta
+
+
+def _run_comparison(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    classifier, meta = load_with_meta("classifier_fashion", profile.classifier_fashion)
+    referees = {"autoencoder_shapes": autoencoder_for(profile.t2i_shapes, profile),
+                "autoencoder_fashion": autoencoder_for(profile.t2i_fashion, profile),
+                "judge": dependency("judge_shapes", profile.judge, profile.train_missing),
+                "classifier": classifier, "classifier_accuracy": meta["metrics"]["test_accuracy"]}
+    cfg = {"compare": profile.t2i_compare, **{name: getattr(profile, name) for name in compare.CHECKPOINTS.values()}}
+    return cfg, compare.run_comparison(profile, load_with_meta, referees)
+
+
+def _run_scaling(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    ae, judge = _referees(profile.t2i_shapes, profile)
+    cfg = {"scaling": profile.t2i_scaling, "crossflow_base": profile.t2i_shapes,
+           "baseline_base": profile.t2i_baseline_shapes}
+    return cfg, compare.run_scaling(profile, ae, judge)
+
+
 STUDIES: dict[str, Study] = {
     "t2i_ablation": Study("mini paper Table 3a/3b: plain encoder vs encoder + noise vs Text VE, and the Text VE's "
                           "loss", _run_ablation),
+    "t2i_comparison": Study("CrossFlow vs standard flow matching at equal size and steps on ShapesWorld and "
+                            "Fashion-MNIST: mini-GenEval, class accuracy, FID with floor, ms/image", _run_comparison),
+    "t2i_scaling": Study("mini paper Fig. 3: both methods at 3 sizes x 3 training lengths, mini-GenEval",
+                         _run_scaling),
 }
+#: Names that stand for several studies (``reproduce t2i`` runs the comparison and the scaling study).
+STUDY_GROUPS: dict[str, tuple[str, ...]] = {"t2i": ("t2i_comparison", "t2i_scaling")}
 
 
 def dependency(name: str, cfg: Any, allow_train: bool | None = None) -> torch.nn.Module:
@@ -92,8 +160,13 @@ def dependency(name: str, cfg: Any, allow_train: bool | None = None) -> torch.nn
 def _referees(cfg: Any, profile: Profile | None = None) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The autoencoder a text-to-image recipe builds on, and the profile's judge (default: the active one)."""
     profile = profile or get_profile()
-    return (dependency("autoencoder_shapes", cfg.autoencoder, profile.train_missing),
-            dependency("judge_shapes", profile.judge, profile.train_missing))
+    return autoencoder_for(cfg, profile), dependency("judge_shapes", profile.judge, profile.train_missing)
+
+
+def autoencoder_for(cfg: Any, profile: Profile | None = None) -> torch.nn.Module:
+    """The autoencoder of a text-to-image recipe config (``autoencoder_shapes`` or ``autoencoder_fashion``)."""
+    profile = profile or get_profile()
+    return dependency(f"autoencoder_{cfg.autoencoder.dataset}", cfg.autoencoder, profile.train_missing)
 
 
 def run_study(name: str, profile: Profile | None = None) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""CrossFlow text-to-image on ShapesWorld: data preparation, joint training, and judging.
+"""Text-to-image recipes: data preparation and training for CrossFlow and the baseline, and judging on ShapesWorld.
 
-Data: each ShapesWorld training image's latent (posterior statistics from the shipped autoencoder, cached) and
+Data: each training image's latent (posterior statistics from the shipped autoencoder, cached) and
 its caption's MiniLM tokens (cached). Training: :class:`~crossflow_mini.crossflow.CrossFlowModel` through the
-shared loop (one optimiser, L_FM + L_Enc + lambda L_KL, EMA weights for sampling). Evaluation: generate from the
+shared loop (one optimiser, L_FM + L_Enc + lambda L_KL, EMA weights for sampling), or the standard flow-matching
+:class:`~crossflow_mini.baseline.BaselineModel` through the same loop (L_FM only). The data set is the
+autoencoder's: ShapesWorld or Fashion-MNIST (:mod:`crossflow_mini.recipes.fashion` judges the latter). Evaluation: generate from the
 single-object prompts of a split, decode, and let the judge (:mod:`crossflow_mini.judge`) read the images back.
 
 The guidance scale is *chosen* on the validation prompts and *reported* on the test prompts; the test prompts
@@ -14,14 +16,16 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from ..baseline import BaselineConfig, BaselineModel
 from ..checkpoints import run_dir
 from ..config import T2IAblationConfig, T2IEvalConfig, T2IRecipe
 from ..crossflow import CrossFlowModel
+from ..datasets import fashion as fm
 from ..datasets import shapes as sw
 from ..judge import JudgeNet, judge_accuracy, read_scenes
 from ..latents import LatentSet, encode_images
@@ -33,42 +37,60 @@ from ..training import EpochBatches, TrainResult, train
 SINGLE_METRICS = ("colour", "shape", "position")
 
 
+FlowModel = CrossFlowModel | BaselineModel
+
+
 @dataclass
 class T2IData:
-    """One ShapesWorld split ready for the flow: the split, its caption tokens and its image latents."""
+    """One split ready for the flow: the split (ShapesWorld or Fashion-MNIST), its caption tokens and its image
+    latents."""
 
-    split: sw.ShapesWorldSplit
+    split: sw.ShapesWorldSplit | fm.FashionSplit
     text: TextEmbeddings
     latents: LatentSet
 
 
 def prepare(recipe: T2IRecipe, split: str, autoencoder: torch.nn.Module) -> T2IData:
-    """Captions -> MiniLM tokens (cached) and images -> latents (cached) for one ShapesWorld split."""
-    data = sw.load_shapes(split, recipe.shapes)
+    """Captions -> MiniLM tokens (cached) and images -> latents (cached) for one split of the recipe's data set
+    (``recipe.autoencoder.dataset``: ShapesWorld train/val/test, Fashion-MNIST train/test)."""
+    if recipe.autoencoder.dataset == "fashion":
+        data = fm.load_fashion(split, recipe.autoencoder.fashion)
+        images = data.images_tensor(recipe.autoencoder.fashion.image_size)
+    else:
+        data = sw.load_shapes(split, recipe.shapes)
+        images = data.images_tensor()
     text = TextEncoder(recipe.text).encode(data.captions)
-    latents = encode_images(autoencoder, data.images_tensor())
+    latents = encode_images(autoencoder, images)
     return T2IData(data, text, latents)
 
 
+def build_model(model_cfg: Any) -> FlowModel:
+    """An untrained flow model for a recipe's ``model`` config: the baseline or CrossFlow."""
+    return BaselineModel(model_cfg) if isinstance(model_cfg, BaselineConfig) else CrossFlowModel(model_cfg)
+
+
 def fit(recipe: T2IRecipe, data: T2IData, *, name: str | None = None, resume: bool = True,
-        callback: Callable[[int, dict[str, float]], None] | None = None, desc: str = "CrossFlow") -> TrainResult:
-    """Joint training (L_FM + L_Enc + lambda L_KL) on prepared data; checkpointed and resumable when ``name`` is
-    given. Use ``.ema`` of the result for sampling."""
+        callback: Callable[[int, dict[str, float]], None] | None = None, desc: str | None = None,
+        snapshot_steps: Sequence[int] = (), on_snapshot: Callable[[int, torch.nn.Module], None] | None = None,
+        ) -> TrainResult:
+    """Train the recipe's model on prepared data - CrossFlow's joint loss (L_FM + L_Enc + lambda L_KL) or the
+    baseline's L_FM - checkpointed and resumable when ``name`` is given. Use ``.ema`` of the result for sampling."""
     torch.manual_seed(recipe.train.seed)
-    model = CrossFlowModel(recipe.model)
+    model = build_model(recipe.model)
+    desc = desc or type(model).__name__.replace("Model", "")
     batches = EpochBatches(len(data.split), recipe.train.batch_size, recipe.train.seed)
 
-    def loss_fn(m: CrossFlowModel, idx: torch.Tensor):
+    def loss_fn(m: FlowModel, idx: torch.Tensor):
         tokens, mask = data.text.batch(idx)
         out = m.loss(tokens, mask, data.latents.sample(idx))
         return out.total, out.logs
 
     return train(model, loss_fn, batches, recipe.train, run_dir=run_dir(name, recipe) if name else None,
-                 resume=resume, callback=callback, desc=desc)
+                 resume=resume, callback=callback, desc=desc, snapshot_steps=snapshot_steps, on_snapshot=on_snapshot)
 
 
 @torch.no_grad()
-def generate(model: CrossFlowModel, autoencoder: torch.nn.Module, tokens: torch.Tensor, mask: torch.Tensor,
+def generate(model: FlowModel, autoencoder: torch.nn.Module, tokens: torch.Tensor, mask: torch.Tensor,
              guidance_scale: float, steps: int, method: str = "euler", seed: int = 0,
              batch_size: int = 250) -> torch.Tensor:
     """Images ``(N, C, 32, 32)`` in [-1, 1] for caption tokens (z0 drawn with a generator seeded by ``seed``)."""
@@ -112,7 +134,7 @@ def single_object_groups(split: sw.ShapesWorldSplit, max_prompts: int | None = N
     return {k: v[:max_prompts] for k, v in groups.items() if len(v)}
 
 
-def judge_prompts(model: CrossFlowModel, autoencoder: torch.nn.Module, judge: JudgeNet, data: T2IData,
+def judge_prompts(model: FlowModel, autoencoder: torch.nn.Module, judge: JudgeNet, data: T2IData,
                   idx: np.ndarray, scale: float, steps: int, method: str = "euler", seed: int = 0,
                   batch_size: int = 250) -> dict[str, Any]:
     """Generate for the prompts ``idx`` of ``data`` at one guidance scale and judge them."""
@@ -131,7 +153,7 @@ def choose_scale(sweep: dict[str, dict[str, Any]], metric: str = "all") -> float
     return float(best[2:])
 
 
-def evaluate_t2i(model: CrossFlowModel, recipe: T2IRecipe, autoencoder: torch.nn.Module, judge: JudgeNet,
+def evaluate_t2i(model: FlowModel, recipe: T2IRecipe, autoencoder: torch.nn.Module, judge: JudgeNet,
                  eval_cfg: T2IEvalConfig) -> dict[str, Any]:
     """The numbers of ``data/results/t2i_shapes.json``: the judge's own accuracy, a guidance sweep on the
     validation prompts (which picks the scale), the same sweep on the test prompts, and the test scores at the
@@ -160,8 +182,15 @@ def evaluate_t2i(model: CrossFlowModel, recipe: T2IRecipe, autoencoder: torch.nn
 
 
 def train_t2i(recipe: T2IRecipe, autoencoder: torch.nn.Module, judge: JudgeNet, eval_cfg: T2IEvalConfig,
-              name: str = "t2i_shapes") -> tuple[CrossFlowModel, dict[str, Any]]:
-    """Prepare, train (resumable), and measure; returns ``(EMA model, metrics)``."""
+              name: str = "t2i_shapes") -> tuple[FlowModel, dict[str, Any]]:
+    """Prepare, train (resumable), and measure on ShapesWorld; returns ``(EMA model, metrics)``."""
+    result, metrics = fit_and_time(recipe, autoencoder, name)
+    metrics |= evaluate_t2i(result.ema, recipe, autoencoder, judge, eval_cfg)
+    return result.ema, metrics
+
+
+def fit_and_time(recipe: T2IRecipe, autoencoder: torch.nn.Module, name: str) -> tuple[TrainResult, dict[str, Any]]:
+    """Prepare the training split, train (resumable), and report the time and final losses of the run."""
     data = prepare(recipe, "train", autoencoder)
     t0 = time.perf_counter()
     result = fit(recipe, data, name=name)
@@ -175,8 +204,7 @@ def train_t2i(recipe: T2IRecipe, autoencoder: torch.nn.Module, judge: JudgeNet, 
     }
     if result.resumed_from == 0 and seconds > 0:
         metrics["train_samples_per_second"] = round(recipe.train.steps * recipe.train.batch_size / seconds, 1)
-    metrics |= evaluate_t2i(result.ema, recipe, autoencoder, judge, eval_cfg)
-    return result.ema, metrics
+    return result, metrics
 
 
 # ------------------------------------------------------------------------------------------ mini ablation

@@ -1,0 +1,244 @@
+"""CrossFlow against standard flow matching, in miniature: the side-by-side comparison (paper Table 1, Table 2 /
+Table 7's GenEval categories) and the scaling study (paper Fig. 3).
+
+* :func:`run_comparison` - the shipped models of both methods (equal parameters, steps, optimiser, sampler and
+  NFE) on ShapesWorld (mini-GenEval per category, Inception FID with its real-vs-real floor, ms per image) and
+  on Fashion-MNIST (class accuracy, FID with floor, ms per image). Each model samples at its own guidance scale,
+  chosen when it was trained (ShapesWorld: on the validation prompts; Fashion-MNIST: on training captions), and
+  at w = 1 (no guidance) beside it.
+* :func:`run_scaling` - both methods at several sizes, each judged after several training lengths, by
+  mini-GenEval on ShapesWorld test prompts.
+
+The paper's own numbers are quoted beside ours (:data:`PAPER`), never mixed with them: a billion-parameter model
+on LAION-scale data and a two-million-parameter model on ShapesWorld are different experiments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .. import checkpoints
+from ..baseline import matched_baseline, parameter_count
+from ..config import ComparisonConfig, Profile, ScalingConfig, T2IRecipe
+from ..datasets import shapes as sw
+from ..evaluation import PAPER_GENEVAL, mini_geneval
+from ..fid import FIDReference
+from ..judge import JudgeNet
+from ..models import VelocityTransformerConfig, parameter_report
+from ..utils import atomic_write_text
+from .fashion import class_accuracy_of
+from .t2i import FlowModel, T2IData, fit, generate, prepare
+
+METHODS = ("crossflow", "baseline")
+#: The recipe behind each (data set, method) of the comparison.
+CHECKPOINTS = {("shapes", "crossflow"): "t2i_shapes", ("shapes", "baseline"): "t2i_baseline_shapes",
+               ("fashion", "crossflow"): "t2i_fashion", ("fashion", "baseline"): "t2i_baseline_fashion"}
+#: The paper's numbers (CROSSFLOW_NOTES Sec. 8), quoted beside ours.
+PAPER: dict[str, Any] = {
+    "table1_same_recipe_300k_steps": {
+        "baseline": {"parameters": "1.04B", "fid_30k": 10.79, "clip_score": 0.29},
+        "crossflow": {"parameters": "0.95B", "fid_30k": 10.13, "clip_score": 0.29}},
+    "table2_crossflow_geneval": PAPER_GENEVAL,
+    "fig3_scaling": "over 5 sizes from 70M to 1B parameters CrossFlow is worse than the baseline at small sizes "
+                    "and better at large ones; over training steps it starts slower and ends better",
+}
+
+Loader = Callable[[str, Any], tuple[torch.nn.Module, dict[str, Any]]]
+
+
+def inference_parameters(model: torch.nn.Module) -> int:
+    """Parameters a model samples with: all but CrossFlow's image tower, which only serves the contrastive loss."""
+    tower = getattr(model, "image_tower", None)
+    return parameter_count(model) - (parameter_count(tower) if tower is not None else 0)
+
+
+@torch.no_grad()
+def ms_per_image(model: FlowModel, autoencoder: torch.nn.Module, data: T2IData, scale: float, steps: int,
+                 method: str, batch: int) -> float:
+    """Wall-clock milliseconds per image (text latent or noise -> ODE -> decoded image) for one batch, best of 2."""
+    tokens, mask = data.text.batch(torch.arange(min(batch, len(data.split))))
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        generate(model, autoencoder, tokens, mask, scale, steps, method, seed=0, batch_size=batch)
+        best = min(best, time.perf_counter() - t0)
+    return round(1000 * best / len(tokens), 2)
+
+
+def _model_summary(model: FlowModel, meta: dict[str, Any], recipe: T2IRecipe) -> dict[str, Any]:
+    trained = meta.get("metrics", {})
+    return {"parameters": parameter_count(model), "parameters_for_sampling": inference_parameters(model),
+            "by_module": parameter_report(model)["by_module"], "train_steps": recipe.train.steps,
+            "batch_size": recipe.train.batch_size,
+            "train_seconds": trained.get("train_seconds_all_parts") or trained.get("train_seconds_this_run"),
+            "sampler": {"method": recipe.sampler, "steps": recipe.sample_steps}}
+
+
+def compare_shapes(models: dict[str, tuple[FlowModel, dict[str, Any], T2IRecipe]], autoencoder: torch.nn.Module,
+                   judge: JudgeNet, cfg: ComparisonConfig) -> dict[str, Any]:
+    """mini-GenEval (CFG on and off), FID with floor and ms/image of each method on ShapesWorld test prompts."""
+    any_recipe = next(iter(models.values()))[2]
+    test_split = sw.load_shapes("test", any_recipe.shapes)
+    n = min(cfg.fid_samples, len(test_split) // 2)
+    real = test_split.images_tensor()
+    fid_ref = FIDReference(real[:n], real[n:2 * n], cfg.batch_size)
+    out: dict[str, Any] = {"fid_reference": f"the first {n} real test images; floor: the next {n}"}
+    for method, (model, meta, recipe) in models.items():
+        data = prepare(recipe, "test", autoencoder)
+        w = float(meta["metrics"]["chosen_scale"])
+        kw = dict(steps=recipe.sample_steps, method=recipe.sampler, seed=cfg.seed, batch_size=cfg.batch_size)
+
+        def gen(idx: np.ndarray, scale: float) -> torch.Tensor:
+            tokens, mask = data.text.batch(torch.from_numpy(np.asarray(idx)))
+            return generate(model, autoencoder, tokens, mask, scale, **kw)
+
+        res = _model_summary(model, meta, recipe) | {"guidance_scale": w}
+        res["geneval"] = mini_geneval(lambda ix: gen(ix, w), judge, data.split, cfg.geneval_per_kind)
+        res["geneval_cfg_off"] = mini_geneval(lambda ix: gen(ix, 1.0), judge, data.split, cfg.geneval_per_kind)
+        res["fid"] = fid_ref.score(gen(np.arange(n), w))
+        res["ms_per_image"] = ms_per_image(model, autoencoder, data, w, recipe.sample_steps, recipe.sampler,
+                                           cfg.timing_batch)
+        res["ms_per_image_cfg_off"] = ms_per_image(model, autoencoder, data, 1.0, recipe.sample_steps,
+                                                   recipe.sampler, cfg.timing_batch)
+        out[method] = res
+    return out
+
+
+def compare_fashion(models: dict[str, tuple[FlowModel, dict[str, Any], T2IRecipe]], autoencoder: torch.nn.Module,
+                    classifier: torch.nn.Module, classifier_accuracy: float, cfg: ComparisonConfig) -> dict[str, Any]:
+    """Class accuracy (CFG on and off), FID with floor and ms/image of each method on Fashion-MNIST test captions."""
+    out: dict[str, Any] = {"classifier_accuracy_on_real_test_images": classifier_accuracy}
+    fid_ref = None
+    for method, (model, meta, recipe) in models.items():
+        data = prepare(recipe, "test", autoencoder)
+        if fid_ref is None:
+            n = min(cfg.fid_samples, len(data.split) // 2)
+            real = data.split.images_tensor(recipe.autoencoder.fashion.image_size)
+            fid_ref = FIDReference(real[:n], real[n:2 * n], cfg.batch_size)
+            out["fid_reference"] = f"the first {n} real test images; floor: the next {n}"
+        w = float(meta["metrics"]["chosen_scale"])
+        kw = dict(steps=recipe.sample_steps, method=recipe.sampler, seed=cfg.seed, batch_size=cfg.batch_size)
+        res = _model_summary(model, meta, recipe) | {"guidance_scale": w}
+        res["class_accuracy"] = class_accuracy_of(model, autoencoder, classifier, data, cfg.class_samples, w, **kw)
+        res["class_accuracy_cfg_off"] = class_accuracy_of(model, autoencoder, classifier, data, cfg.class_samples,
+                                                          1.0, **kw)
+        tokens, mask = data.text.batch(torch.arange(fid_ref.n))
+        res["fid"] = fid_ref.score(generate(model, autoencoder, tokens, mask, w, **kw))
+        res["ms_per_image"] = ms_per_image(model, autoencoder, data, w, recipe.sample_steps, recipe.sampler,
+                                           cfg.timing_batch)
+        out[method] = res
+    return out
+
+
+def winner(scores: dict[str, float], higher_is_better: bool = True) -> str:
+    """``"crossflow"``, ``"baseline"`` or ``"tie"`` (equal to the reported precision)."""
+    a, b = scores["crossflow"], scores["baseline"]
+    if a == b:
+        return "tie"
+    return "crossflow" if (a > b) == higher_is_better else "baseline"
+
+
+def run_comparison(profile: Profile, load: Loader, referees: dict[str, Any]) -> dict[str, Any]:
+    """The side-by-side numbers of ``data/results/t2i_comparison.json``. ``load(name, cfg) -> (model, meta)`` finds
+    (or trains) each checkpoint; ``referees`` holds the autoencoders, the judge and the classifier."""
+    cfg = profile.t2i_compare
+    recipes = {key: getattr(profile, name) for key, name in CHECKPOINTS.items()}
+    out: dict[str, Any] = {"paper": PAPER}
+    for dataset in ("shapes", "fashion"):
+        models = {}
+        for method in METHODS:
+            model, meta = load(CHECKPOINTS[dataset, method], recipes[dataset, method])
+            models[method] = (model, meta, recipes[dataset, method])
+        if dataset == "shapes":
+            out[dataset] = compare_shapes(models, referees["autoencoder_shapes"], referees["judge"], cfg)
+            out[dataset]["winner"] = {
+                "geneval_overall": winner({m: out[dataset][m]["geneval"]["all"]["overall"] for m in METHODS}),
+                "fid": winner({m: out[dataset][m]["fid"]["fid"] for m in METHODS}, higher_is_better=False)}
+        else:
+            out[dataset] = compare_fashion(models, referees["autoencoder_fashion"], referees["classifier"],
+                                           referees["classifier_accuracy"], cfg)
+            out[dataset]["winner"] = {
+                "class_accuracy": winner({m: out[dataset][m]["class_accuracy"]["class_accuracy"] for m in METHODS}),
+                "fid": winner({m: out[dataset][m]["fid"]["fid"] for m in METHODS}, higher_is_better=False)}
+    return out
+
+
+# --------------------------------------------------------------------------------------------- scaling study
+def scaling_recipes(base: T2IRecipe, base_baseline: T2IRecipe, cfg: ScalingConfig) -> dict[str, T2IRecipe]:
+    """The runs of the scaling study, keyed ``"<method>:<width>x<depth>"``: CrossFlow with Text VE and velocity
+    model of the given width (velocity of the given depth), and the parameter-matched baseline beside each."""
+    runs: dict[str, T2IRecipe] = {}
+    for width, depth in cfg.sizes:
+        ve = dataclasses.replace(base.model.text_ve, width=width)
+        velocity: VelocityTransformerConfig = dataclasses.replace(base.model.velocity, width=width, depth=depth)
+        model = dataclasses.replace(base.model, text_ve=ve, velocity=velocity)
+        runs[f"crossflow:{width}x{depth}"] = dataclasses.replace(base, model=model, train=cfg.train)
+        matched = matched_baseline(model, p_uncond=base_baseline.model.p_uncond,
+                                   time_sampler=base_baseline.model.time_sampler)
+        runs[f"baseline:{width}x{depth}"] = dataclasses.replace(base_baseline, model=matched, train=cfg.train)
+    return runs
+
+
+def scaling_point(model: FlowModel, recipe: T2IRecipe, autoencoder: torch.nn.Module, judge: JudgeNet,
+                  test: T2IData, cfg: ScalingConfig, seed: int = 0) -> dict[str, Any]:
+    """mini-GenEval of one (method, size, length) point at every scale of ``cfg.scales``."""
+    out: dict[str, Any] = {}
+    for w in cfg.scales:
+        def gen(idx: np.ndarray) -> torch.Tensor:
+            tokens, mask = test.text.batch(torch.from_numpy(np.asarray(idx)))
+            return generate(model, autoencoder, tokens, mask, w, recipe.sample_steps, recipe.sampler, seed)
+
+        out[f"w={w:g}"] = mini_geneval(gen, judge, test.split, cfg.geneval_per_kind)["all"]
+    return out
+
+
+def run_scaling_run(label: str, recipe: T2IRecipe, train_data: T2IData, test: T2IData, autoencoder: torch.nn.Module,
+                    judge: JudgeNet, cfg: ScalingConfig, name: str | None = None) -> dict[str, Any]:
+    """Train one (method, size) run to ``max(cfg.steps)``, judging its EMA weights at every length in
+    ``cfg.steps``. With ``name`` the run is resumable and each judged point is kept beside its training state."""
+    points: dict[str, Any] = {}
+    store = checkpoints.run_dir(name, recipe) / "scaling_points.json" if name else None
+    if store is not None and store.exists():
+        points = json.loads(store.read_text())
+
+    def on_snapshot(step: int, ema: torch.nn.Module) -> None:
+        points[str(step)] = scaling_point(ema, recipe, autoencoder, judge, test, cfg)
+        if store is not None:
+            atomic_write_text(store, json.dumps(points, indent=1))
+
+    t0 = time.perf_counter()
+    result = fit(recipe, train_data, name=name, desc=label, snapshot_steps=cfg.steps, on_snapshot=on_snapshot)
+    missing = [s for s in cfg.steps if str(s) not in points]
+    if missing:  # a finished run found again without its points (e.g. the points file was deleted)
+        raise RuntimeError(f"run {label} has no judged points for steps {missing}; delete "
+                           f"{checkpoints.run_dir(name, recipe)} and rerun the study")
+    model = result.ema
+    return {"parameters": parameter_count(model), "parameters_for_sampling": inference_parameters(model),
+            "width": recipe.model.velocity.width, "depth": recipe.model.velocity.depth,
+            "train_seconds": None if result.seconds is None else round(result.seconds, 1),
+            "wall_seconds_this_run": round(time.perf_counter() - t0, 1),
+            "points": {s: points[str(s)] for s in cfg.steps}}
+
+
+def run_scaling(profile: Profile, autoencoder: torch.nn.Module, judge: JudgeNet) -> dict[str, Any]:
+    """The numbers of ``data/results/t2i_scaling.json``: every (method, size) run and its judged points."""
+    cfg = profile.t2i_scaling
+    base = profile.t2i_shapes
+    train_data, test = prepare(base, "train", autoencoder), prepare(base, "test", autoencoder)
+    out: dict[str, Any] = {"steps": list(cfg.steps), "sizes": [list(s) for s in cfg.sizes],
+                           "scales": list(cfg.scales), "split": "test", "paper": PAPER["fig3_scaling"], "runs": {}}
+    for label, recipe in scaling_recipes(base, profile.t2i_baseline_shapes, cfg).items():
+        out["runs"][label] = run_scaling_run(label, recipe, train_data, test, autoencoder, judge, cfg,
+                                             name=f"t2i_scaling_{label.replace(':', '_')}")
+    return out
+
+
+__all__ = ["METHODS", "CHECKPOINTS", "PAPER", "inference_parameters", "ms_per_image", "compare_shapes",
+           "compare_fashion", "winner", "run_comparison", "scaling_recipes", "scaling_point", "run_scaling_run",
+           "run_scaling"]

@@ -1,0 +1,102 @@
+"""The standard flow-matching baseline: its loss is the FM loss from noise, text dropping drives the null token,
+guidance follows the project's convention, and the shipped sizes are matched to CrossFlow's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from crossflow_mini import flow
+from crossflow_mini.baseline import BaselineConfig, BaselineModel, matched_baseline, parameter_count
+from crossflow_mini.config import get_profile
+from crossflow_mini.crossflow import CrossFlowModel
+from crossflow_mini.guidance import guided_velocity
+from crossflow_mini.models import CrossAttentionTransformerConfig
+
+SMALL = BaselineConfig(velocity=CrossAttentionTransformerConfig(width=32, depth=1, heads=2, time_dim=16,
+                                                                token_dim=8))
+
+
+def _text(b: int = 4, length: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    mask = torch.ones(b, length, dtype=torch.bool)
+    mask[:, 3:] = False
+    return torch.randn(b, length, 8), mask
+
+
+def _trained_ish(model: BaselineModel) -> BaselineModel:
+    """Break the zero initialisation of the output so that velocities depend on the input."""
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05) if p.ndim > 1 else None
+    return model
+
+
+def test_loss_is_the_fm_loss_from_gaussian_noise_to_the_image():
+    model = _trained_ish(BaselineModel(SMALL))
+    tokens, mask = _text()
+    z1 = torch.randn(4, 4, 8, 8)
+    torch.manual_seed(3)
+    out = model.loss(tokens, mask, z1)
+    torch.manual_seed(3)  # replay the loss's draws in its order: noise, drop mask, times
+    z0 = torch.randn_like(z1)
+    drop = torch.rand(4) < SMALL.p_uncond
+    t = torch.rand(4)
+    want = flow.fm_loss(model.velocity(flow.interpolate(z0, z1, t), t, tokens, mask, drop=drop), z0, z1)
+    assert out.total.item() == pytest.approx(want.item(), rel=1e-6)
+    assert set(out.logs) == {"fm", "uncond"}
+
+
+def test_every_sample_is_dropped_with_p_one_and_none_with_p_zero():
+    tokens, mask = _text()
+    z1 = torch.randn(4, 4, 8, 8)
+    for p, share in ((1.0, 1.0), (0.0, 0.0)):
+        model = BaselineModel(BaselineConfig(velocity=SMALL.velocity, p_uncond=p))
+        assert model.loss(tokens, mask, z1).logs["uncond"] == share
+
+
+def test_guidance_uses_the_null_text_for_the_unconditional_branch():
+    model = _trained_ish(BaselineModel(SMALL)).eval()
+    tokens, mask = _text()
+    z, t = torch.randn(4, 4, 8, 8), torch.full((4,), 0.3)
+    cond = model.velocity(z, t, tokens, mask)
+    uncond = model.velocity(z, t, tokens, mask, drop=True)
+    assert not torch.allclose(cond, uncond)
+    for w in (0.0, 1.0, 3.0):
+        got = guided_velocity(model._indicator_velocity, z, t, w, tokens=tokens, mask=mask)
+        assert torch.allclose(got, uncond + w * (cond - uncond), atol=1e-5)
+
+
+def test_generation_is_seeded_and_checks_its_inputs():
+    model = _trained_ish(BaselineModel(SMALL))
+    tokens, mask = _text()
+    a = model.generate(tokens, mask, 2.0, steps=3, generator=torch.Generator().manual_seed(1))
+    b = model.generate(tokens, mask, 2.0, steps=3, generator=torch.Generator().manual_seed(1))
+    assert a.sample.shape == (4, 4, 8, 8) and torch.equal(a.sample, b.sample) and a.nfe == 3
+    with pytest.raises(ValueError, match="one of each"):
+        model.flow(torch.randn(3, 4, 8, 8), tokens, mask, 1.0, steps=2)
+    with pytest.raises(ValueError, match="p_uncond"):
+        BaselineConfig(p_uncond=1.5)
+
+
+def test_shipped_baseline_matches_crossflow_within_ten_percent_and_shares_its_recipe():
+    full = get_profile("full")
+    cf, base = full.t2i_shapes, full.t2i_baseline_shapes
+    n_cf = parameter_count(CrossFlowModel(cf.model))
+    n_base = parameter_count(BaselineModel(base.model))
+    assert abs(n_base - n_cf) / n_cf < 0.10
+    assert base.train == cf.train and base.sample_steps == cf.sample_steps and base.sampler == cf.sampler
+    assert base.model.p_uncond == cf.model.guidance.p_uncond and base.model.time_sampler == cf.model.time_sampler
+    assert base.text == cf.text and base.autoencoder == cf.autoencoder
+    assert full.t2i_baseline_fashion.train == full.t2i_fashion.train
+    assert full.t2i_fashion.autoencoder.dataset == full.t2i_baseline_fashion.autoencoder.dataset == "fashion"
+
+
+def test_matched_baseline_is_the_closest_width():
+    cf = get_profile("smoke").t2i_shapes.model
+    best = matched_baseline(cf)
+    target = parameter_count(CrossFlowModel(cf))
+    gap = abs(parameter_count(BaselineModel(best)) - target)
+    step = 2 * best.velocity.heads
+    for width in (best.velocity.width - step, best.velocity.width + step):
+        other = matched_baseline(cf).velocity.__class__(**{**best.velocity.__dict__, "width": width})
+        assert abs(parameter_count(BaselineModel(BaselineConfig(velocity=other))) - target) >= gap
+    assert best.velocity.depth == cf.velocity.depth
