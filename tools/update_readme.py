@@ -131,8 +131,11 @@ def comparison_table() -> str:
                 + " | - | - |")
     rows.append(f"| training steps (batch) | " + " | ".join(f"{fa[k]['train_steps']:,} ({fa[k]['batch_size']})"
                                                             for k in METHODS) + " | - | - |")
-    rows += ["", f"Winners: ShapesWorld {m['shapes']['winner']}; Fashion-MNIST {m['fashion']['winner']}. "
-             f"Made by `{c['command']}`."]
+    def won(d: dict) -> str:
+        return ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in d.items())
+
+    rows += ["", f"Better at our scale - ShapesWorld: {won(m['shapes']['winner'])}; Fashion-MNIST: "
+             f"{won(m['fashion']['winner'])}. Bold: the better of ours. Made by `{c['command']}`."]
     return "\n".join(rows)
 
 
@@ -144,11 +147,12 @@ def scaling_table() -> str:
     steps = m["steps"]
     rows = ["| size (CrossFlow width x depth) | method | parameters | w | "
             + " | ".join(f"{st:,} steps" for st in steps) + " |", "|---|---|---|---|" + "---|" * len(steps)]
-    total = 0.0
+    total = wall = 0.0
     for width, depth in m["sizes"]:
         for method in METHODS:
             run = m["runs"][f"{method}:{width}x{depth}"]
             total += run["train_seconds"] or 0.0
+            wall += run["wall_seconds_this_run"]
             for w in m["scales"]:
                 key = f"w={w:g}"
                 rows.append(f"| {width} x {depth} | {method} | {run['parameters'] / 1e6:.2f}M | {w:g} | "
@@ -156,8 +160,9 @@ def scaling_table() -> str:
     n = next(iter(next(iter(m["runs"].values()))["points"].values()))
     n_kind = next(iter(next(iter(n.values()))["n_prompts"].values()))
     rows += ["", f"mini-GenEval overall on {n_kind} ShapesWorld test prompts per scene kind; one run per (method, "
-             f"size), judged when each length was reached. Training time of the six runs: {total / 60:.0f} min "
-             f"(threads: {s['environment']['threads']}). Made by `{s['command']}`."]
+             f"size), judged when each length was reached. Training time of the six runs: {total / 60:.0f} min; the "
+             f"whole study, judging included, {wall / 60:.0f} min (torch threads: {s['environment']['threads']}). "
+             f"Made by `{s['command']}`."]
     return "\n".join(rows)
 
 
