@@ -58,7 +58,8 @@ class FashionClassifier(nn.Module):
 def class_accuracy(classifier: FashionClassifier, images: torch.Tensor,
                    labels: torch.Tensor | np.ndarray | list[int]) -> float:
     """The share of ``images`` the classifier reads as their ``labels``."""
-    labels = torch.as_tensor(np.array(labels, dtype=np.int64))  # a copy: data-set arrays are read-only
+    if not torch.is_tensor(labels):
+        labels = torch.from_numpy(np.array(labels, dtype=np.int64))  # a copy: data-set arrays are read-only
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     if len(images) == 0:

@@ -130,4 +130,5 @@ def fid_with_floor(real: torch.Tensor, fake: torch.Tensor, batch_size: int = 100
     return FIDReference(real[:n], real[n:2 * n], batch_size).score(fake)
 
 
-__all__ = ["InceptionFeatures", "inception", "fid", "FIDReference", "fid_with_floor", "INCEPTION_SIZE", "TF_INPUT_RANGE"]
+__all__ = ["InceptionFeatures", "inception", "fid", "FIDReference", "fid_with_floor", "INCEPTION_SIZE",
+           "TF_INPUT_RANGE"]

@@ -73,10 +73,13 @@ def ms_per_image(model: FlowModel, autoencoder: torch.nn.Module, data: T2IData, 
 
 def _model_summary(model: FlowModel, meta: dict[str, Any], recipe: T2IRecipe) -> dict[str, Any]:
     trained = meta.get("metrics", {})
+    seconds = trained.get("train_seconds_all_parts")
+    if seconds is None and not trained.get("resumed_from_step"):  # one part: its time is the whole run's
+        seconds = trained.get("train_seconds_this_run")
     return {"parameters": parameter_count(model), "parameters_for_sampling": inference_parameters(model),
             "by_module": parameter_report(model)["by_module"], "train_steps": recipe.train.steps,
             "batch_size": recipe.train.batch_size,
-            "train_seconds": trained.get("train_seconds_all_parts") or trained.get("train_seconds_this_run"),
+            "train_seconds": seconds,  # None: a resumed run whose earlier parts were not timed
             "sampler": {"method": recipe.sampler, "steps": recipe.sample_steps}}
 
 

@@ -1,11 +1,12 @@
 """Text-to-image recipes: data preparation and training for CrossFlow and the baseline, and judging on ShapesWorld.
 
-Data: each training image's latent (posterior statistics from the shipped autoencoder, cached) and
-its caption's MiniLM tokens (cached). Training: :class:`~crossflow_mini.crossflow.CrossFlowModel` through the
-shared loop (one optimiser, L_FM + L_Enc + lambda L_KL, EMA weights for sampling), or the standard flow-matching
-:class:`~crossflow_mini.baseline.BaselineModel` through the same loop (L_FM only). The data set is the
-autoencoder's: ShapesWorld or Fashion-MNIST (:mod:`crossflow_mini.recipes.fashion` judges the latter). Evaluation: generate from the
-single-object prompts of a split, decode, and let the judge (:mod:`crossflow_mini.judge`) read the images back.
+Data: each training image's latent (posterior statistics from the shipped autoencoder, cached) and its caption's
+MiniLM tokens (cached); the data set is the autoencoder's, ShapesWorld or Fashion-MNIST
+(:mod:`crossflow_mini.recipes.fashion` judges the latter). Training: :class:`~crossflow_mini.crossflow.CrossFlowModel`
+through the shared loop (one optimiser, L_FM + L_Enc + lambda L_KL, EMA weights for sampling), or the standard
+flow-matching :class:`~crossflow_mini.baseline.BaselineModel` through the same loop (L_FM only). Evaluation: generate
+from the single-object prompts of a split, decode, and let the judge (:mod:`crossflow_mini.judge`) read the images
+back.
 
 The guidance scale is *chosen* on the validation prompts and *reported* on the test prompts; the test prompts
 whose (shape, colour) pair never occurs in training (ShapesWorld's held-out combinations) are reported apart.
