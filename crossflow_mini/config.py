@@ -190,9 +190,10 @@ class T2IRecipe:
     sampler: str = "euler"
 
     def __post_init__(self) -> None:
-        if self.text.max_tokens != self.model.text_ve.max_tokens:
+        text_ve = getattr(self.model, "text_ve", None)  # the baseline (BaselineRecipe) has no Text VE
+        if text_ve is not None and self.text.max_tokens != text_ve.max_tokens:
             raise ValueError(f"the text encoder keeps {self.text.max_tokens} tokens but the Text VE expects "
-                             f"{self.model.text_ve.max_tokens}: set both max_tokens to the same value")
+                             f"{text_ve.max_tokens}: set both max_tokens to the same value")
         if tuple(self.autoencoder.model.latent_shape) != tuple(self.model.velocity.latent_shape):
             raise ValueError(f"the autoencoder makes latents of shape {self.autoencoder.model.latent_shape} but "
                              f"the flow model expects {self.model.velocity.latent_shape}")
@@ -205,11 +206,6 @@ class BaselineRecipe(T2IRecipe):
     is the autoencoder's (``autoencoder.dataset``), for CrossFlow and baseline recipes alike."""
 
     model: BaselineConfig = BaselineConfig()
-
-    def __post_init__(self) -> None:
-        if tuple(self.autoencoder.model.latent_shape) != tuple(self.model.velocity.latent_shape):
-            raise ValueError(f"the autoencoder makes latents of shape {self.autoencoder.model.latent_shape} but "
-                             f"the flow model expects {self.model.velocity.latent_shape}")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ guidance follows the project's convention, and the shipped sizes are matched to 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -26,7 +28,8 @@ def _text(b: int = 4, length: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
 def _trained_ish(model: BaselineModel) -> BaselineModel:
     """Break the zero initialisation of the output so that velocities depend on the input."""
     for p in model.parameters():
-        torch.nn.init.normal_(p, std=0.05) if p.ndim > 1 else None
+        if p.ndim > 1:
+            torch.nn.init.normal_(p, std=0.05)
     return model
 
 
@@ -97,6 +100,6 @@ def test_matched_baseline_is_the_closest_width():
     gap = abs(parameter_count(BaselineModel(best)) - target)
     step = 2 * best.velocity.heads
     for width in (best.velocity.width - step, best.velocity.width + step):
-        other = matched_baseline(cf).velocity.__class__(**{**best.velocity.__dict__, "width": width})
+        other = dataclasses.replace(best.velocity, width=width)
         assert abs(parameter_count(BaselineModel(BaselineConfig(velocity=other))) - target) >= gap
     assert best.velocity.depth == cf.velocity.depth

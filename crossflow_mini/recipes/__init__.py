@@ -42,6 +42,20 @@ class Recipe:
     evaluate: Callable[[torch.nn.Module, Any], dict[str, Any]]  # (model, config) -> metrics
 
 
+def _fashion_referees(cfg: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
+    profile = get_profile()
+    return (autoencoder_for(cfg, profile),
+            dependency("classifier_fashion", profile.classifier_fashion, profile.train_missing))
+
+
+def _train_fashion(cfg: Any, name: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    return fashion_recipe.train_fashion_t2i(cfg, *_fashion_referees(cfg), get_profile().t2i_compare, name)
+
+
+def _evaluate_fashion(model: torch.nn.Module, cfg: Any) -> dict[str, Any]:
+    return fashion_recipe.evaluate_fashion_t2i(model, cfg, *_fashion_referees(cfg), get_profile().t2i_compare)
+
+
 RECIPES: dict[str, Recipe] = {
     "autoencoder_shapes": Recipe(
         "autoencoder_shapes", "AutoencoderKL for ShapesWorld, 3 x 32 x 32 <-> 4 x 8 x 8",
@@ -71,28 +85,13 @@ RECIPES: dict[str, Recipe] = {
         fashion_recipe.train_classifier, fashion_recipe.evaluate_classifier),
     "t2i_fashion": Recipe(
         "t2i_fashion", "CrossFlow text-to-image on Fashion-MNIST (captions from class names)",
-        lambda p: p.t2i_fashion, lambda r: CrossFlowModel(r.model), lambda c, n: _train_fashion(c, n),
-        lambda m, c: _evaluate_fashion(m, c)),
+        lambda p: p.t2i_fashion, lambda r: CrossFlowModel(r.model), _train_fashion, _evaluate_fashion),
     "t2i_baseline_fashion": Recipe(
         "t2i_baseline_fashion", "standard flow matching on Fashion-MNIST, CrossFlow's size and training run",
-        lambda p: p.t2i_baseline_fashion, lambda r: BaselineModel(r.model),
-        lambda c, n: _train_fashion(c, n), lambda m, c: _evaluate_fashion(m, c)),
+        lambda p: p.t2i_baseline_fashion, lambda r: BaselineModel(r.model), _train_fashion,
+        _evaluate_fashion),
 }
 
-
-
-def _fashion_referees(cfg: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
-    profile = get_profile()
-    return (autoencoder_for(cfg, profile),
-            dependency("classifier_fashion", profile.classifier_fashion, profile.train_missing))
-
-
-def _train_fashion(cfg: Any, name: str) -> tuple[torch.nn.Module, dict[str, Any]]:
-    return fashion_recipe.train_fashion_t2i(cfg, *_fashion_referees(cfg), get_profile().t2i_compare, name)
-
-
-def _evaluate_fashion(model: torch.nn.Module, cfg: Any) -> dict[str, Any]:
-    return fashion_recipe.evaluate_fashion_t2i(model, cfg, *_fashion_referees(cfg), get_profile().t2i_compare)
 
 
 @dataclass(frozen=True)
