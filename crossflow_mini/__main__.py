@@ -19,13 +19,13 @@ import json
 import os
 import sys
 
-from .config import PROFILE_ENV, PROFILES
+from .profiles import PROFILE_ENV, PROFILES
 
 
 def _profile(args):
     if args.profile:
         os.environ[PROFILE_ENV] = args.profile
-    from .config import get_profile
+    from .profiles import get_profile
 
     return get_profile()
 
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     profile = _profile(args)
-    from . import checkpoints, recipes
+    from . import checkpoints
+    from . import tasks as recipes
 
     if args.command == "list":
         for name, r in recipes.RECIPES.items():

@@ -11,11 +11,36 @@ Images everywhere in the project are float tensors ``(B, C, H, W)`` in [-1, 1].
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from diffusers import AutoencoderKL
 from torch import nn
 
-from .config import AutoencoderConfig
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """A small ``diffusers.AutoencoderKL``: 32 x 32 x C images <-> ``latent_channels`` x 8 x 8 latents.
+
+    ``len(block_out_channels) - 1`` down-samplings by 2, so three blocks give a factor 4 (32 -> 8), like the
+    paper's SD-VAE gives a factor 8 (256 -> 32)."""
+
+    in_channels: int = 3
+    latent_channels: int = 4
+    block_out_channels: tuple[int, ...] = (16, 32, 64)
+    layers_per_block: int = 1
+    norm_num_groups: int = 8
+    image_size: int = 32
+    kl_weight: float = 1e-6
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size // 2 ** (len(self.block_out_channels) - 1)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (self.latent_channels, self.latent_size, self.latent_size)
 
 
 def build_vae(cfg: AutoencoderConfig) -> AutoencoderKL:

@@ -10,7 +10,11 @@ import time
 
 import torch
 
-from .config import ShapesDataConfig, TextEncoderConfig, get_profile
+from .datasets.shapes import ShapesDataConfig
+
+from .text_encoder import TextEncoderConfig
+
+from .profiles import get_profile
 
 
 def _timeit(fn, repeat: int = 1) -> float:
@@ -79,7 +83,7 @@ def bench_t2i(steps: int, sample_batch: int) -> dict[str, float]:
     image at the recipe's default NFE, without guidance (w = 1, one call per step) and with it (one 2B call)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .crossflow import CrossFlowModel
+    from .core.crossflow import CrossFlowModel
 
     recipe = get_profile("full").t2i_shapes
     torch.manual_seed(0)

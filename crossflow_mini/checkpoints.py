@@ -22,7 +22,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from . import config as C
+from .configs import config_hash, to_dict
+from .paths import CHECKPOINT_DIR, cache_dir
 from .utils import atomic_path, atomic_write_text
 
 FORMAT_VERSION = 1
@@ -74,11 +75,11 @@ def save_checkpoint(directory: str | Path, state_dict: dict[str, torch.Tensor], 
         if dtype is not None and v.is_floating_point():
             v = v.to(dtype)
         tensors[k] = v.contiguous().clone()
-    h = C.config_hash(cfg)
+    h = config_hash(cfg)
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata={"config_hash": h, "kind": kind, "name": name,
                                                 "format": str(FORMAT_VERSION)})
-    meta = {"name": name, "kind": kind, "format": FORMAT_VERSION, "config_hash": h, "config": C.to_dict(cfg),
+    meta = {"name": name, "kind": kind, "format": FORMAT_VERSION, "config_hash": h, "config": to_dict(cfg),
             "metrics": metrics or {}, "command": rebuild_command(name)}
     atomic_write_text(directory / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return directory
@@ -121,8 +122,8 @@ def load_checkpoint(directory: str | Path, cfg: Any, *, name: str | None = None,
         raise CheckpointMismatchError(
             f"checkpoint {name!r} has file format {meta.get('format')}, the code reads {FORMAT_VERSION}; "
             f"rebuild it with `{rebuild_command(name)}`")
-    wanted = C.to_dict(cfg)
-    if meta.get("config") != wanted or meta.get("config_hash") != C.config_hash(cfg):
+    wanted = to_dict(cfg)
+    if meta.get("config") != wanted or meta.get("config_hash") != config_hash(cfg):
         diff = _diff(meta.get("config"), wanted)[:8]
         raise CheckpointMismatchError(
             f"checkpoint {name!r} at {directory} was built from a different config than the code asks for:\n  "
@@ -139,16 +140,16 @@ def load_checkpoint(directory: str | Path, cfg: Any, *, name: str | None = None,
 
 
 def shipped_dir(name: str) -> Path:
-    return C.CHECKPOINT_DIR / name
+    return CHECKPOINT_DIR / name
 
 
 def cached_dir(name: str, cfg: Any) -> Path:
-    return C.cache_dir() / "checkpoints" / f"{name}-{C.config_hash(cfg)}"
+    return cache_dir() / "checkpoints" / f"{name}-{config_hash(cfg)}"
 
 
 def run_dir(name: str, cfg: Any) -> Path:
     """Where the resumable training state of recipe ``name`` with config ``cfg`` lives (``data/cache/runs``)."""
-    return C.cache_dir() / "runs" / f"{name}-{C.config_hash(cfg)}"
+    return cache_dir() / "runs" / f"{name}-{config_hash(cfg)}"
 
 
 def load_or_train(name: str, cfg: Any, build: Callable[[Any], torch.nn.Module],
@@ -190,4 +191,4 @@ def load_or_train(name: str, cfg: Any, build: Callable[[Any], torch.nn.Module],
 
 __all__ = ["CheckpointError", "CheckpointNotFoundError", "CheckpointMismatchError", "save_checkpoint",
            "load_checkpoint", "read_meta", "update_metrics", "load_or_train", "shipped_dir", "cached_dir",
-           "rebuild_command", "dataclasses"]
+           "rebuild_command", "run_dir"]

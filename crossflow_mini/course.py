@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from .config import Profile, get_profile
+from .profiles import Profile, get_profile
 from .utils import get_device, seed_everything
 
 FIG_DPI = 80

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .autoencoder import ImageAutoencoder
-from .config import cache_dir
+from .paths import cache_dir
 from .utils import atomic_path
 
 ENCODE_BATCH = 512

@@ -28,8 +28,9 @@ import torch
 
 from . import checkpoints
 from .autoencoder import ImageAutoencoder
-from .config import T2IRecipe, config_hash, from_dict
-from .crossflow import CrossFlowModel
+from .tasks.t2i import T2IRecipe
+from .configs import config_hash, from_dict
+from .core.crossflow import CrossFlowModel
 from .text_encoder import TextEncoder
 
 FLOW_DIR = "flow"
@@ -72,8 +73,8 @@ class CrossFlowPipeline:
     @classmethod
     def from_recipe(cls, name: str = "t2i_shapes", profile=None) -> "CrossFlowPipeline":
         """The named recipe's model for the active profile (shipped weights for ``course``/``full``)."""
-        from . import recipes
-        from .config import get_profile
+        from . import tasks as recipes
+        from .profiles import get_profile
 
         profile = profile or get_profile()
         recipe = recipes.get_recipe(name).config(profile)

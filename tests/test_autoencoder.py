@@ -7,11 +7,12 @@ import math
 import pytest
 import torch
 
-from crossflow_mini import recipes
+from crossflow_mini import tasks as recipes
 from crossflow_mini.__main__ import main
 from crossflow_mini.autoencoder import ImageAutoencoder, psnr
-from crossflow_mini.config import AutoencoderConfig, get_profile
-from crossflow_mini.recipes import autoencoder as ae_recipe
+from crossflow_mini.autoencoder import AutoencoderConfig
+from crossflow_mini.profiles import get_profile
+from crossflow_mini.tasks import autoencoder as ae_recipe
 
 TINY = AutoencoderConfig(block_out_channels=(8, 8, 8), norm_num_groups=4)
 

@@ -8,12 +8,12 @@ import dataclasses
 import pytest
 import torch
 
-from crossflow_mini import flow
-from crossflow_mini.baseline import BaselineConfig, BaselineModel, matched_baseline, parameter_count
-from crossflow_mini.config import get_profile
-from crossflow_mini.crossflow import CrossFlowModel
-from crossflow_mini.guidance import guided_velocity
-from crossflow_mini.models import CrossAttentionTransformerConfig
+from crossflow_mini.core import path as flow
+from crossflow_mini.core.baseline import BaselineConfig, BaselineModel, matched_baseline, parameter_count
+from crossflow_mini.profiles import get_profile
+from crossflow_mini.core.crossflow import CrossFlowModel
+from crossflow_mini.core.guidance import guided_velocity
+from crossflow_mini.core.transformer import CrossAttentionTransformerConfig
 
 SMALL = BaselineConfig(velocity=CrossAttentionTransformerConfig(width=32, depth=1, heads=2, time_dim=16,
                                                                 token_dim=8))

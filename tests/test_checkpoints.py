@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from crossflow_mini import checkpoints as ck
-from crossflow_mini.config import AutoencoderConfig, TrainConfig, config_hash, from_dict, to_dict
+from crossflow_mini.autoencoder import AutoencoderConfig
+from crossflow_mini.training import TrainConfig
+from crossflow_mini.configs import config_hash, from_dict, to_dict
 
 
 @dataclasses.dataclass(frozen=True)

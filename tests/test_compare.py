@@ -5,13 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from crossflow_mini import recipes
-from crossflow_mini.baseline import BaselineModel, parameter_count
-from crossflow_mini.classifier import FashionClassifier, class_accuracy
-from crossflow_mini.config import ClassifierConfig, FashionDataConfig, TrainConfig, get_profile
-from crossflow_mini.crossflow import CrossFlowModel
+from crossflow_mini import tasks as recipes
+from crossflow_mini.core.baseline import BaselineModel, parameter_count
+from crossflow_mini.eval.classifier import FashionClassifier, class_accuracy
+from crossflow_mini.eval.classifier import ClassifierConfig
+from crossflow_mini.datasets.fashion import FashionDataConfig
+from crossflow_mini.training import TrainConfig
+from crossflow_mini.profiles import get_profile
+from crossflow_mini.core.crossflow import CrossFlowModel
 from crossflow_mini.datasets import fashion
-from crossflow_mini.recipes import compare
+from crossflow_mini.tasks import compare
 
 needs_fashion = pytest.mark.skipif(not fashion._has_all(fashion.DEBIAN_DIR),
                                    reason="Debian package dataset-fashion-mnist not installed (make data)")
@@ -60,8 +63,8 @@ def test_classifier_checks_its_input_and_scores_by_label():
 
 @needs_fashion
 def test_classifier_learns_real_fashion_and_is_measured_on_unseen_photos(tmp_cache):
-    from crossflow_mini.config import ClassifierRecipe
-    from crossflow_mini.recipes import fashion as fashion_recipe
+    from crossflow_mini.tasks.fashion import ClassifierRecipe
+    from crossflow_mini.tasks import fashion as fashion_recipe
 
     recipe = ClassifierRecipe(model=ClassifierConfig(channels=(8, 16)),
                               train=TrainConfig(steps=150, batch_size=64, lr=3e-3, warmup_steps=10, ema_decay=0.0,

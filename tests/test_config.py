@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crossflow_mini import config
+from crossflow_mini import profiles as config
 
 
 @pytest.mark.parametrize("name", config.PROFILES)

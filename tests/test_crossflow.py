@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from crossflow_mini.crossflow import CrossFlowConfig, CrossFlowModel
-from crossflow_mini.guidance import GuidanceConfig
-from crossflow_mini.models import VelocityTransformerConfig
-from crossflow_mini.text_vae import TextVEConfig
+from crossflow_mini.core.crossflow import CrossFlowConfig, CrossFlowModel
+from crossflow_mini.core.guidance import GuidanceConfig
+from crossflow_mini.core.transformer import VelocityTransformerConfig
+from crossflow_mini.core.text_ve import TextVEConfig
 
 SMALL = CrossFlowConfig(text_ve=TextVEConfig(width=32, n_layers=1, n_heads=2, max_tokens=8),
                         velocity=VelocityTransformerConfig(width=32, depth=2, heads=2),

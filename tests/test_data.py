@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from crossflow_mini.config import FashionDataConfig, PhotoDataConfig
+from crossflow_mini.datasets.fashion import FashionDataConfig
+
+from crossflow_mini.datasets.photos import PhotoDataConfig
 from crossflow_mini.datasets import fashion, photos
 
 HAVE_FASHION = fashion._has_all(fashion.DEBIAN_DIR)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from crossflow_mini import evaluation as ev
-from crossflow_mini import recipes
-from crossflow_mini.config import ShapesDataConfig, get_profile
+from crossflow_mini.eval import geneval as ev
+from crossflow_mini import tasks as recipes
+from crossflow_mini.datasets.shapes import ShapesDataConfig
+from crossflow_mini.profiles import get_profile
 from crossflow_mini.datasets import shapes as sw
 
 CFG = ShapesDataConfig(n_train=16, n_val=16, n_test=300)

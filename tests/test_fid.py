@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from crossflow_mini import fid
-from crossflow_mini.config import ShapesDataConfig
+from crossflow_mini.eval import fid
+from crossflow_mini.datasets.shapes import ShapesDataConfig
 from crossflow_mini.datasets import shapes as sw
 
 N = 16

@@ -13,11 +13,13 @@ import math
 import pytest
 import torch
 
-from crossflow_mini import flow, sampling
-from crossflow_mini.config import get_profile
+from crossflow_mini.core import path as flow
+
+from crossflow_mini.core import sampling
+from crossflow_mini.profiles import get_profile
 from crossflow_mini.datasets import toy2d
-from crossflow_mini.models import MLPVelocity
-from crossflow_mini.recipes import flow2d
+from crossflow_mini.core.transformer import MLPVelocity
+from crossflow_mini.tasks import flow2d
 
 F64 = torch.float64
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from crossflow_mini import sampling
-from crossflow_mini.guidance import (GuidanceConfig, derangement_within, guided_velocity, make_guided,
+from crossflow_mini.core import sampling
+from crossflow_mini.core.guidance import (GuidanceConfig, derangement_within, guided_velocity, make_guided,
                                      swap_targets, unconditional_mask)
 
 

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from crossflow_mini.config import JudgeConfig, ShapesDataConfig
+from crossflow_mini.eval.judge import JudgeConfig
+
+from crossflow_mini.datasets.shapes import ShapesDataConfig
 from crossflow_mini.datasets import shapes as sw
-from crossflow_mini.judge import IGNORE, JudgeNet, judge_accuracy, pixel_targets, read_scenes
+from crossflow_mini.eval.judge import IGNORE, JudgeNet, judge_accuracy, pixel_targets, read_scenes
 
 CFG = ShapesDataConfig(n_train=64, n_val=16, n_test=96)
 

@@ -12,9 +12,11 @@ import time
 import pytest
 import torch
 
-from crossflow_mini import flow, sampling
-from crossflow_mini.config import from_dict, to_dict
-from crossflow_mini.models import (
+from crossflow_mini.core import path as flow
+
+from crossflow_mini.core import sampling
+from crossflow_mini.configs import from_dict, to_dict
+from crossflow_mini.core.transformer import (
     CONDITIONAL,
     UNCONDITIONAL,
     Attention,

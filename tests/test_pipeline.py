@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from crossflow_mini.autoencoder import ImageAutoencoder
-from crossflow_mini.config import get_profile
-from crossflow_mini.crossflow import CrossFlowModel
+from crossflow_mini.profiles import get_profile
+from crossflow_mini.core.crossflow import CrossFlowModel
 from crossflow_mini.pipelines import CrossFlowPipeline
 
 SMOKE = get_profile("smoke")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from crossflow_mini.config import ShapesDataConfig
+from crossflow_mini.datasets.shapes import ShapesDataConfig
 from crossflow_mini.datasets import shapes as sw
 
 CFG = ShapesDataConfig(n_train=600, n_val=100, n_test=400, seed=0)

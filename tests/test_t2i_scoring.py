@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from crossflow_mini import recipes
-from crossflow_mini.config import ShapesDataConfig, get_profile
+from crossflow_mini import tasks as recipes
+from crossflow_mini.datasets.shapes import ShapesDataConfig
+from crossflow_mini.profiles import get_profile
 from crossflow_mini.datasets import shapes as sw
-from crossflow_mini.recipes.t2i import judge_single_objects
+from crossflow_mini.tasks.t2i import judge_single_objects
 
 CFG = ShapesDataConfig(n_train=16, n_val=16, n_test=240)
 

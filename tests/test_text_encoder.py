@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from crossflow_mini.config import TextEncoderConfig
+from crossflow_mini.text_encoder import TextEncoderConfig
 from crossflow_mini.text_encoder import TOKEN_DIM, TextEncoder
 
 CAPTIONS = ["a red circle on the left", "a blue square above a green triangle", "a red circle on the left",

@@ -12,8 +12,8 @@ import math
 import pytest
 import torch
 
-from crossflow_mini.config import from_dict, to_dict
-from crossflow_mini.text_vae import (KL_WEIGHT_CODE, KL_WEIGHT_PAPER, ImageTower, TextVE, TextVEConfig,
+from crossflow_mini.configs import from_dict, to_dict
+from crossflow_mini.core.text_ve import (KL_WEIGHT_CODE, KL_WEIGHT_PAPER, ImageTower, TextVE, TextVEConfig,
                                      info_nce, kl_divergence, text_ve_losses)
 from crossflow_mini.utils import count_parameters
 

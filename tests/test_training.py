@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from crossflow_mini.config import TrainConfig
+from crossflow_mini.training import TrainConfig
 from crossflow_mini.training import STATE_FILE, EpochBatches, learning_rate, train
 
 X = torch.randn(256, 4, generator=torch.Generator().manual_seed(1))
@@ -77,7 +77,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys, time, torch
     sys.path.insert(0, {tests!r})
     import test_training as T
-    from crossflow_mini.config import TrainConfig
+    from crossflow_mini.training import TrainConfig
     cfg = TrainConfig(**{{**T.CFG.__dict__, "steps": 400, "ckpt_every": 10}})
     slow = lambda m, idx: (time.sleep(0.01), T._loss(m, idx))[1]
     r = T.train(T._model(), slow, T.EpochBatches(len(T.X), cfg.batch_size, cfg.seed), cfg, run_dir=sys.argv[1])

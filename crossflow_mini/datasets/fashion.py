@@ -22,8 +22,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..config import FashionDataConfig, cache_dir
+
+from ..paths import cache_dir
 from ..utils import atomic_path
+
+
+@dataclass(frozen=True)
+class FashionDataConfig:
+    """How much of Fashion-MNIST to use (``None`` = all of it: 60,000 train / 10,000 test)."""
+
+    n_train: int | None = None
+    n_test: int | None = None
+    image_size: int = 32  # 28 x 28 images are zero-padded to 32 x 32 so the autoencoder halves cleanly
 
 CLASS_NAMES: tuple[str, ...] = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
                                 "bag", "ankle boot")

@@ -7,13 +7,22 @@ training photo.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import functools
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import PhotoDataConfig
+
+
+@dataclass(frozen=True)
+class PhotoDataConfig:
+    """Patches cut from the real photographs that scikit-image ships."""
+
+    patch_size: int = 64
+    stride: int = 32
 
 #: RGB photographs shipped with scikit-image (skimage/data) and matplotlib (mpl-data/sample_data).
 TRAIN_PHOTOS: tuple[str, ...] = ("skimage:astronaut.png", "skimage:chelsea.png", "skimage:rocket.jpg",

@@ -32,7 +32,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..config import ShapesDataConfig
+
+
+@dataclass(frozen=True)
+class ShapesDataConfig:
+    """ShapesWorld split sizes (see :mod:`crossflow_mini.datasets.shapes`)."""
+
+    n_train: int = 50_000
+    n_val: int = 2_000
+    n_test: int = 4_000
+    image_size: int = 32
+    seed: int = 0
 
 # ------------------------------------------------------------------------------------------- vocabulary
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "diamond")

@@ -16,24 +16,67 @@ on LAION-scale data and a two-million-parameter model on ShapesWorld are differe
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
 from .. import checkpoints
-from ..baseline import matched_baseline, parameter_count
-from ..config import ComparisonConfig, Profile, ScalingConfig, T2IRecipe
+from ..core.baseline import matched_baseline, parameter_count
+from .t2i import T2IRecipe
 from ..datasets import shapes as sw
-from ..evaluation import PAPER_GENEVAL, mini_geneval
-from ..fid import FIDReference
-from ..judge import JudgeNet
-from ..models import VelocityTransformerConfig, parameter_report
+from ..eval.geneval import PAPER_GENEVAL, mini_geneval
+from ..eval.fid import FIDReference
+from ..eval.judge import JudgeNet
+from ..core.transformer import VelocityTransformerConfig, parameter_report
 from ..utils import atomic_write_text
 from .fashion import class_accuracy_of
 from .t2i import FlowModel, T2IData, fit, generate, prepare
+
+if TYPE_CHECKING:
+    from ..profiles import Profile
+from ..training import TrainConfig
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """CrossFlow against the standard flow-matching baseline at equal size and steps (mini paper Tables 1, 2, 7).
+
+    ShapesWorld: mini-GenEval on the first ``geneval_per_kind`` test prompts of each scene kind, at each model's
+    guidance scale chosen on the validation prompts. Fashion-MNIST: the scale is chosen by the class accuracy of
+    ``choose_samples`` generations (no test image is involved), then class accuracy on ``class_samples``
+    generations for the test captions. FID: ``fid_samples`` generations against as many real test images, beside
+    the FID of two disjoint real sets of that size (the floor). ``timing_batch``: batch of the ms/image figure."""
+
+    geneval_per_kind: int | None = 500
+    fid_samples: int = 500
+    choose_samples: int = 500
+    class_samples: int = 2000
+    scales: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+    timing_batch: int = 250
+    batch_size: int = 250
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """The mini paper Fig. 3: both methods at several sizes, each judged after several training lengths.
+
+    ``sizes`` are (width, depth) of CrossFlow's velocity transformer; its Text VE has the same width. Each
+    baseline gets the same depth and the width whose parameter count is closest to CrossFlow's (Text VE and
+    image tower included). One run per (method, size) trains for ``max(steps)`` steps; its EMA weights are
+    judged when each length in ``steps`` is reached (the learning rate is constant after warm-up, so the point at
+    step s is what a run of s steps gives). Score: mini-GenEval overall on ``geneval_per_kind`` test prompts per
+    scene kind, at every guidance scale in ``scales`` (all are stored; none is chosen on the test prompts)."""
+
+    sizes: tuple[tuple[int, int], ...] = ((64, 2), (96, 3), (128, 4))
+    steps: tuple[int, ...] = (500, 1000, 2000)
+    train: TrainConfig = TrainConfig()
+    geneval_per_kind: int | None = 200
+    scales: tuple[float, ...] = (1.0, 3.0)
 
 METHODS = ("crossflow", "baseline")
 #: The recipe behind each (data set, method) of the comparison.

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import time
 from typing import Any, Callable
 
@@ -10,10 +12,25 @@ import torch
 
 from ..autoencoder import ImageAutoencoder, reconstruction_psnr
 from ..checkpoints import run_dir
-from ..config import AutoencoderRecipe
 from ..datasets.fashion import load_fashion
 from ..datasets.shapes import load_shapes
 from ..training import EpochBatches, TrainResult, train
+from ..autoencoder import AutoencoderConfig
+from ..datasets.fashion import FashionDataConfig
+from ..datasets.shapes import ShapesDataConfig
+from ..training import TrainConfig
+
+
+@dataclass(frozen=True)
+class AutoencoderRecipe:
+    """Everything that determines an autoencoder checkpoint: model, training run and data."""
+
+    dataset: str = "shapes"  # "shapes" | "fashion"
+    model: AutoencoderConfig = AutoencoderConfig()
+    train: TrainConfig = TrainConfig()
+    shapes: ShapesDataConfig = ShapesDataConfig()
+    fashion: FashionDataConfig = FashionDataConfig()
+    scale_samples: int = 2048  # images used to estimate the latent scale factor
 
 DATASETS = ("shapes", "fashion")
 

@@ -30,7 +30,7 @@ from typing import Callable
 
 import torch
 
-from .models import CONDITIONAL, UNCONDITIONAL  # the indicator values the velocity model understands
+from .transformer import CONDITIONAL, UNCONDITIONAL  # the indicator values the velocity model understands
 SWAP_METHODS = ("roll", "random")
 #: Rejection sampling of a uniform derangement accepts with probability ~1/e; give up (and roll) after this.
 MAX_DERANGEMENT_TRIES = 1000

@@ -8,12 +8,28 @@ from typing import Callable
 
 import torch
 
-from ..config import Flow2DConfig
 from ..datasets.toy2d import moon_label, paired_blobs_to_moons, sample_2d
-from ..flow import flow_matching_loss
-from ..models import MLPVelocity
-from ..sampling import SampleResult, sample
+from ..core.path import flow_matching_loss
+from ..core.transformer import MLPVelocity
+from ..core.sampling import SampleResult, sample
 from ..training import EpochBatches, TrainResult, train
+from ..training import TrainConfig
+
+
+@dataclass(frozen=True)
+class Flow2DConfig:
+    """The 2-D flow-matching lesson of notebook 01."""
+
+    n_points: int = 4096
+    hidden: int = 128
+    layers: int = 3
+    train: TrainConfig = TrainConfig(steps=1500, batch_size=256, lr=3e-3, warmup_steps=50, ema_decay=0.0,
+                                     weight_decay=0.0, betas=(0.9, 0.999), ckpt_every=0)
+    euler_steps: int = 50
+    time_sampler: str = "uniform"  # or "logit_normal", as in the CrossFlow code (flow.TIME_SAMPLERS)
+    num_threads: int = 1  # the 2-D networks are tiny: one CPU thread is faster than several
+    n_show: int = 512  # points drawn in scatter plots
+    n_traj: int = 24  # trajectories drawn
 
 COUPLINGS = ("noise", "independent", "paired")
 

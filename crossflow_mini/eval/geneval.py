@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .datasets import shapes as sw
+from ..datasets import shapes as sw
 from .judge import JudgeNet, ReadObject, read_scenes
 
 CATEGORIES: tuple[str, ...] = ("single_object", "two_objects", "counting", "colours", "position",

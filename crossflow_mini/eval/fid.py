@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .environment import inception_path
+from ..environment import inception_path
 
 INCEPTION_SIZE = 299
 #: Input range of the TF Inception: x in [0, 1] -> (255 x - 128) / 128.

@@ -26,8 +26,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import JudgeConfig
-from .datasets import shapes as sw
+from ..datasets import shapes as sw
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """The ShapesWorld judge network (:mod:`crossflow_mini.judge`)."""
+
+    width: int = 48
+    dilations: tuple[int, ...] = (1, 2, 4, 1)
+    image_size: int = 32
 
 #: Pixels with at least this coverage by an object are that object's pixels in the training targets.
 COVERAGE_THRESHOLD = 0.5

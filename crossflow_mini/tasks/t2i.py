@@ -15,6 +15,7 @@ whose (shape, colour) pair never occurs in training (ShapesWorld's held-out comb
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -22,17 +23,82 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..baseline import BaselineConfig, BaselineModel
+from ..core.baseline import BaselineConfig, BaselineModel
 from ..checkpoints import run_dir
-from ..config import T2IAblationConfig, T2IEvalConfig, T2IRecipe
-from ..crossflow import CrossFlowModel
+from ..core.crossflow import CrossFlowModel
 from ..datasets import fashion as fm
 from ..datasets import shapes as sw
-from ..judge import JudgeNet, judge_accuracy, read_scenes
+from ..eval.judge import JudgeNet, judge_accuracy, read_scenes
 from ..latents import LatentSet, encode_images
-from ..models import parameter_report
+from ..core.transformer import parameter_report
 from ..text_encoder import TextEmbeddings, TextEncoder
 from ..training import EpochBatches, TrainResult, train
+from ..core.crossflow import CrossFlowConfig
+from ..datasets.shapes import ShapesDataConfig
+from ..text_encoder import TextEncoderConfig
+from ..training import TrainConfig
+from .autoencoder import AutoencoderRecipe
+
+
+@dataclass(frozen=True)
+class T2IRecipe:
+    """Everything that determines a ShapesWorld CrossFlow checkpoint: the model, the training run, the data, the
+    frozen text encoder and the autoencoder whose latents it learns (its recipe is part of the hash, so a new
+    autoencoder invalidates the flow model). ``sample_steps``/``sampler`` are the default NFE and ODE solver."""
+
+    model: CrossFlowConfig = CrossFlowConfig()
+    train: TrainConfig = TrainConfig()
+    shapes: ShapesDataConfig = ShapesDataConfig()
+    text: TextEncoderConfig = TextEncoderConfig()
+    autoencoder: AutoencoderRecipe = AutoencoderRecipe()
+    sample_steps: int = 20
+    sampler: str = "euler"
+
+    def __post_init__(self) -> None:
+        text_ve = getattr(self.model, "text_ve", None)  # the baseline (BaselineRecipe) has no Text VE
+        if text_ve is not None and self.text.max_tokens != text_ve.max_tokens:
+            raise ValueError(f"the text encoder keeps {self.text.max_tokens} tokens but the Text VE expects "
+                             f"{text_ve.max_tokens}: set both max_tokens to the same value")
+        if tuple(self.autoencoder.model.latent_shape) != tuple(self.model.velocity.latent_shape):
+            raise ValueError(f"the autoencoder makes latents of shape {self.autoencoder.model.latent_shape} but "
+                             f"the flow model expects {self.model.velocity.latent_shape}")
+
+
+@dataclass(frozen=True)
+class BaselineRecipe(T2IRecipe):
+    """A standard flow-matching baseline checkpoint (:mod:`crossflow_mini.baseline`): everything as in
+    :class:`T2IRecipe` - training run, data, text encoder, autoencoder, sampler and NFE - but the model. The data set
+    is the autoencoder's (``autoencoder.dataset``), for CrossFlow and baseline recipes alike."""
+
+    model: BaselineConfig = BaselineConfig()
+
+
+@dataclass(frozen=True)
+class T2IEvalConfig:
+    """How generations are judged (:mod:`crossflow_mini.recipes.t2i`). The guidance scale is *chosen* on the
+    validation prompts and *reported* on the test prompts; ``max_prompts`` caps each prompt group."""
+
+    scales: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+    max_prompts: int | None = None
+    batch_size: int = 250
+    seed: int = 0
+    solver_nfe: tuple[int, ...] = (2, 4, 8, 16, 32)  # Euler vs Heun at equal network evaluations (notebook 05)
+
+
+@dataclass(frozen=True)
+class T2IAblationConfig:
+    """The mini version of paper Table 3a (how the text becomes z0) and Table 3b (the Text VE's loss): every run
+    shares the shipped model sizes and one short training run, and is judged like the shipped model.
+
+    The paper's Table 3a rows all use the text-reconstruction loss (its VE row, FID 40.78, is the same run as the
+    text-reconstruction row of Table 3b), so ``variant_loss`` is ``"text_recon"`` and that run is shared."""
+
+    train: TrainConfig = TrainConfig()
+    variants: tuple[str, ...] = ("plain", "noise", "ve")  # Table 3a, each with ``variant_loss``
+    variant_loss: str = "text_recon"
+    enc_losses: tuple[str, ...] = ("text_recon", "text_text", "image_text")  # Table 3b, each with the VE
+    scale: float = 1.0  # guidance scale used to judge every run
+    max_prompts: int | None = 400
 
 #: The judged attributes of a single-object prompt; "all" needs exactly one object with all three right.
 SINGLE_METRICS = ("colour", "shape", "position")

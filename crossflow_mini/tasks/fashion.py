@@ -8,18 +8,35 @@ the real test photos (the ceiling of any class accuracy).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..checkpoints import run_dir
-from ..classifier import FashionClassifier, class_accuracy
-from ..config import ClassifierRecipe, ComparisonConfig, T2IRecipe
+from ..eval.classifier import FashionClassifier, class_accuracy
+from .t2i import T2IRecipe
 from ..datasets.fashion import load_fashion
 from ..training import EpochBatches, train
-from ..models import parameter_report
+from ..core.transformer import parameter_report
 from .t2i import FlowModel, T2IData, choose_scale, fit_and_time, generate, prepare
+
+if TYPE_CHECKING:
+    from .compare import ComparisonConfig
+from ..datasets.fashion import FashionDataConfig
+from ..eval.classifier import ClassifierConfig
+from ..training import TrainConfig
+
+
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """Everything that determines the Fashion-MNIST classifier checkpoint."""
+
+    model: ClassifierConfig = ClassifierConfig()
+    train: TrainConfig = TrainConfig()
+    fashion: FashionDataConfig = FashionDataConfig()
 
 
 def train_classifier(recipe: ClassifierRecipe, name: str = "classifier_fashion") -> tuple[FashionClassifier,

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import time
 from typing import Any
 
 import torch
 
 from ..checkpoints import run_dir
-from ..config import JudgeRecipe
 from ..datasets.shapes import JUDGE_SPLIT, load_shapes
-from ..judge import JudgeNet, judge_accuracy, judge_loss, pixel_targets
+from ..eval.judge import JudgeNet, judge_accuracy, judge_loss, pixel_targets
 from ..training import EpochBatches, train
+from ..datasets.shapes import ShapesDataConfig
+from ..eval.judge import JudgeConfig
+from ..training import TrainConfig
+
+
+@dataclass(frozen=True)
+class JudgeRecipe:
+    """Everything that determines the judge checkpoint: network, training run and the renders it learns from."""
+
+    model: JudgeConfig = JudgeConfig()
+    train: TrainConfig = TrainConfig()
+    shapes: ShapesDataConfig = ShapesDataConfig()
 
 
 def train_judge(recipe: JudgeRecipe, name: str = "judge_shapes") -> tuple[JudgeNet, dict[str, Any]]:

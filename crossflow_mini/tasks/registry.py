@@ -19,12 +19,14 @@ import torch
 
 from .. import checkpoints
 from ..autoencoder import ImageAutoencoder
-from ..baseline import BaselineModel
-from ..crossflow import CrossFlowModel
-from ..judge import JudgeNet
-from ..config import RESULTS_DIR, ROOT, Profile, config_hash, get_profile, to_dict
+from ..core.baseline import BaselineModel
+from ..core.crossflow import CrossFlowModel
+from ..eval.judge import JudgeNet
+from ..paths import RESULTS_DIR, ROOT
+from ..profiles import Profile, get_profile
+from ..configs import config_hash, to_dict
 from ..utils import atomic_write_text
-from ..classifier import FashionClassifier
+from ..eval.classifier import FashionClassifier
 from . import autoencoder as ae_recipe
 from . import compare
 from . import fashion as fashion_recipe

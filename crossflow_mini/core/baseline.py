@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import flow
+from . import path as flow
 from .crossflow import CrossFlowConfig, CrossFlowLoss
 from .guidance import make_guided, unconditional_mask
-from .models import CONDITIONAL, CrossAttentionTransformer, CrossAttentionTransformerConfig
+from .transformer import CONDITIONAL, CrossAttentionTransformer, CrossAttentionTransformerConfig
 from .sampling import SampleResult, sample
 
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from . import flow
+from . import path as flow
 from .guidance import GuidanceConfig, make_guided, swap_targets, unconditional_mask
-from .models import VelocityTransformer, VelocityTransformerConfig
+from .transformer import VelocityTransformer, VelocityTransformerConfig
 from .sampling import SampleResult, sample
-from .text_vae import ImageTower, TextVE, TextVEConfig, text_ve_losses
+from .text_ve import ImageTower, TextVE, TextVEConfig, text_ve_losses
 
 
 @dataclass(frozen=True)
