@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
 
     profile = _profile(args)
     from . import checkpoints
-    from . import tasks as recipes
+    from .tasks import registry as recipes
 
     if args.command == "list":
-        for name, r in recipes.RECIPES.items():
-            cfg = r.config(profile)
+        for name, r in recipes.CHECKPOINTS.items():
+            cfg = r.recipe(profile)
             state = "missing"
             for label, directory in (("shipped", checkpoints.shipped_dir(name)),
                                      ("cached", checkpoints.cached_dir(name, cfg))):
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(recipes.evaluate(args.name, profile), indent=2))
         elif args.command == "reproduce":
             names = [n for name in args.names for n in recipes.STUDY_GROUPS.get(name, (name,))]
-            for name in names or [*recipes.RECIPES, *recipes.STUDIES]:
+            for name in names or [*recipes.CHECKPOINTS, *recipes.STUDIES]:
                 if name in recipes.STUDIES:
                     print(f"{name}:\n{json.dumps(recipes.run_study(name, profile), indent=2)}")
                     continue

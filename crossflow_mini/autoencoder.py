@@ -130,6 +130,7 @@ def psnr(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def reconstruction_psnr(ae: ImageAutoencoder, images: torch.Tensor, batch_size: int = 256) -> float:
     """Mean per-image PSNR (dB) of ``ae``'s deterministic reconstructions of ``images``."""
-    vals = [psnr(images[i:i + batch_size], ae.reconstruct(images[i:i + batch_size]))
+    device = ae.latent_scale.device
+    vals = [psnr(images[i:i + batch_size], ae.reconstruct(images[i:i + batch_size].to(device)).cpu())
             for i in range(0, len(images), batch_size)]
     return float(torch.cat(vals).mean())

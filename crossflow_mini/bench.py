@@ -15,6 +15,7 @@ from .datasets.shapes import ShapesDataConfig
 from .text_encoder import TextEncoderConfig
 
 from .profiles import get_profile
+from .utils import get_device
 
 
 def _timeit(fn, repeat: int = 1) -> float:
@@ -77,7 +78,14 @@ def bench_matmul_peak(n: int = 1024, repeat: int = 5) -> float:
     return 2 * n ** 3 / _timeit(lambda: a @ b, repeat) / 1e9
 
 
-def bench_t2i(steps: int, sample_batch: int) -> dict[str, float]:
+def _sync(result, device: torch.device):
+    """Wait for queued GPU work, so a timer measures the work and not only its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return result
+
+
+def bench_t2i(steps: int, sample_batch: int, device: str | torch.device | None = "cpu") -> dict[str, float]:
     """The shipped CrossFlow recipe (``t2i_shapes``): training samples/s (joint loss, forward + backward + AdamW),
     the GFLOP/s that achieves (FLOPs of one step counted by ``torch.utils.flop_counter``), and sampling time per
     image at the recipe's default NFE, without guidance (w = 1, one call per step) and with it (one 2B call)."""
@@ -105,15 +113,15 @@ def bench_t2i(steps: int, sample_batch: int) -> dict[str, float]:
     with FlopCounterMode(display=False) as counter:
         step()
     flops = counter.get_total_flops()
-    seconds = _timeit(lambda: [step() for _ in range(steps)]) / steps
+    seconds = _timeit(lambda: _sync([step() for _ in range(steps)], device)) / steps
     out = {"t2i_train_samples_per_s": b / seconds, "t2i_train_gflop_per_step": flops / 1e9,
            "t2i_train_gflops": flops / seconds / 1e9}
     model.eval()
     n = sample_batch
-    tok, msk = tokens[:1].expand(n, -1, -1), mask[:1].expand(n, -1)
+    prompts = TokenBatch(tokens[:1].expand(n, -1, -1), mask[:1].expand(n, -1))
     for label, w in (("w1", 1.0), ("cfg", 2.0)):
-        t = _timeit(lambda: model.generate(tok, msk, guidance_scale=w, steps=recipe.sample_steps,
-                                           method=recipe.sampler), repeat=2)
+        t = _timeit(lambda: _sync(model.generate(prompts, guidance_scale=w, steps=recipe.sample_steps,
+                                                 method=recipe.sampler), device), repeat=2)
         out[f"t2i_sample_ms_per_image_{label}"] = 1e3 * t / n
     out["t2i_sample_steps"] = recipe.sample_steps
     return out

@@ -42,7 +42,7 @@ def _fingerprint(ae: ImageAutoencoder, images: torch.Tensor) -> str:
     h = hashlib.sha256()
     for k, v in sorted(ae.state_dict().items()):
         h.update(k.encode())
-        h.update(v.detach().float().contiguous().numpy().tobytes())
+        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
     h.update(str(tuple(images.shape)).encode())
     h.update(images[:: max(1, len(images) // 64)].contiguous().numpy().tobytes())
     h.update(images.double().sum().item().hex().encode())
@@ -59,9 +59,9 @@ def encode_images(ae: ImageAutoencoder, images: torch.Tensor, use_cache: bool = 
     ae.eval()
     means, stds = [], []
     for i in range(0, len(images), ENCODE_BATCH):
-        post = ae.posterior(images[i:i + ENCODE_BATCH])
-        means.append(post.mean * ae.latent_scale)
-        stds.append(post.std * ae.latent_scale)
+        post = ae.posterior(images[i:i + ENCODE_BATCH].to(ae.latent_scale.device))
+        means.append((post.mean * ae.latent_scale).cpu())
+        stds.append((post.std * ae.latent_scale).cpu())
     out = LatentSet(torch.cat(means), torch.cat(stds))
     if use_cache:
         with atomic_path(path) as tmp:

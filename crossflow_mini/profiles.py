@@ -10,7 +10,11 @@ The profile is read from the environment variable ``CROSSFLOW_PROFILE`` in :func
 A checkpoint is identified by the hash of its *recipe* (model + training + data config), so the ``course`` and
 ``full`` profiles share the recipes of shipped checkpoints, while ``smoke`` uses tiny recipes of its own that are
 trained on the fly and cached under ``data/cache``. The config classes live beside the code they configure; this
-module only chooses their values.
+module only chooses their values. Why each shipped value is what it is, with the measurements behind it:
+``docs/MEASUREMENTS.md``.
+
+The device (``Profile.device``) is not a profile choice but the machine's: ``CROSSFLOW_DEVICE`` or, by default,
+CUDA where a GPU is and the CPU elsewhere (:func:`crossflow_mini.utils.get_device`).
 """
 
 from __future__ import annotations
@@ -19,25 +23,30 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+import torch
+
 from .autoencoder import AutoencoderConfig
 from .core.baseline import BaselineConfig
 from .core.crossflow import CrossFlowConfig
 from .core.guidance import GuidanceConfig
-from .core.text_ve import ImageTowerConfig, TextVEConfig
+from .core.source import TowerConfig
+from .core.text_ve import TextVEConfig
 from .core.transformer import CrossAttentionTransformerConfig, VelocityTransformerConfig
 from .datasets.fashion import FashionDataConfig
 from .datasets.photos import PhotoDataConfig
 from .datasets.shapes import ShapesDataConfig
 from .eval.classifier import ClassifierConfig
 from .eval.judge import JudgeConfig
+from .tasks.ablation import T2IAblationConfig
 from .tasks.autoencoder import AutoencoderRecipe
 from .tasks.compare import ComparisonConfig, ScalingConfig
 from .tasks.fashion import ClassifierRecipe
 from .tasks.flow2d import Flow2DConfig
 from .tasks.judge import JudgeRecipe
-from .tasks.t2i import BaselineRecipe, T2IAblationConfig, T2IEvalConfig, T2IRecipe
+from .tasks.t2i import BaselineRecipe, T2IEvalConfig, T2IRecipe
 from .text_encoder import TextEncoderConfig
 from .training import TrainConfig
+from .utils import get_device
 
 PROFILE_ENV = "CROSSFLOW_PROFILE"
 PROFILES = ("smoke", "course", "full")
@@ -57,38 +66,107 @@ class Profile:
     autoencoder_fashion: AutoencoderRecipe
     autoencoder_demo: TrainConfig  # the short live training run in notebook 02
     flow2d: Flow2DConfig
-    judge: JudgeRecipe = JudgeRecipe()
-    t2i_shapes: T2IRecipe = T2IRecipe()
-    t2i_eval: T2IEvalConfig = T2IEvalConfig()
-    t2i_demo: TrainConfig = TrainConfig()  # the short live training runs of notebooks 03-04
-    t2i_ablation: T2IAblationConfig = T2IAblationConfig()
-    t2i_baseline_shapes: BaselineRecipe = BaselineRecipe()
-    t2i_fashion: T2IRecipe = T2IRecipe()
-    t2i_baseline_fashion: BaselineRecipe = BaselineRecipe()
-    classifier_fashion: ClassifierRecipe = ClassifierRecipe()
-    t2i_compare: ComparisonConfig = ComparisonConfig()
-    t2i_scaling: ScalingConfig = ScalingConfig()
+    judge: JudgeRecipe
+    t2i_shapes: T2IRecipe
+    t2i_eval: T2IEvalConfig
+    t2i_demo: TrainConfig  # the short live training runs of notebooks 03-04
+    t2i_ablation: T2IAblationConfig
+    t2i_baseline_shapes: BaselineRecipe
+    t2i_fashion: T2IRecipe
+    t2i_baseline_fashion: BaselineRecipe
+    classifier_fashion: ClassifierRecipe
+    t2i_compare: ComparisonConfig
+    t2i_scaling: ScalingConfig
     train_missing: bool = True  # may a notebook train a checkpoint that is neither shipped nor cached?
     n_preview: int = 8  # images per preview grid
     n_captions_demo: int = 512  # captions embedded in the notebook-00 text-encoder demo
     eval_images: int = 1000  # images used to measure reconstruction quality in a notebook
+    device: torch.device = torch.device("cpu")  # set by get_profile from the machine (CROSSFLOW_DEVICE)
 
 
-# Shipped recipes: the course and full profiles use exactly these, so course finds the shipped weights.
-_AE_SHAPES = AutoencoderRecipe(
-    dataset="shapes",
-    model=AutoencoderConfig(in_channels=3),
-    train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0,
-                      warmup_steps=100, lr_schedule="cosine", ema_decay=0.999, ckpt_every=250),
-    shapes=ShapesDataConfig(),
-)
-_AE_FASHION = AutoencoderRecipe(
-    dataset="fashion",
-    model=AutoencoderConfig(in_channels=1),
-    train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0,
-                      warmup_steps=100, lr_schedule="cosine", ema_decay=0.999, ckpt_every=250),
-    fashion=FashionDataConfig(),
-)
+# ------------------------------------------------------------------------------- shipped recipes (course, full)
+_AE_TRAIN = TrainConfig(steps=3000, batch_size=32, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0, warmup_steps=100,
+                        lr_schedule="cosine", ema_decay=0.999, ckpt_every=250)
+_AE_SHAPES = AutoencoderRecipe(dataset="shapes", model=AutoencoderConfig(in_channels=3), train=_AE_TRAIN)
+_AE_FASHION = AutoencoderRecipe(dataset="fashion", model=AutoencoderConfig(in_channels=1), train=_AE_TRAIN)
+_JUDGE = JudgeRecipe(model=JudgeConfig(width=32),
+                     train=TrainConfig(steps=1500, batch_size=64, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0,
+                                       warmup_steps=100, lr_schedule="cosine", ema_decay=0.0, ckpt_every=250))
+# ShapesWorld captions are at most 15 MiniLM tokens long (CLS and SEP included): 16 token slots lose nothing.
+_T2I_TOKENS = 16
+_T2I_TRAIN = TrainConfig(steps=9000, batch_size=128, lr=1e-3, warmup_steps=200, ema_decay=0.995, ckpt_every=250,
+                         log_every=25)
+_T2I = T2IRecipe(
+    model=CrossFlowConfig(
+        source=TextVEConfig(width=128, depth=2, max_tokens=_T2I_TOKENS, kl_form="code"),
+        velocity=VelocityTransformerConfig(width=128, depth=4, heads=4),
+        guidance=GuidanceConfig(),
+    ),
+    train=_T2I_TRAIN, shapes=ShapesDataConfig(), text=TextEncoderConfig(max_tokens=_T2I_TOKENS), autoencoder=_AE_SHAPES)
+_T2I_ABLATION = T2IAblationConfig(train=dataclasses.replace(_T2I_TRAIN, steps=1200, ema_decay=0.99))
+_T2I_DEMO = dataclasses.replace(_T2I_TRAIN, steps=300, warmup_steps=50, ema_decay=0.99, ckpt_every=0, log_every=10)
+# The standard flow-matching baseline at CrossFlow's size (paper Table 1): the same transformer family with
+# cross-attention to the MiniLM tokens, width 144 so that its parameters match CrossFlow's (Text VE and image tower
+# counted; within 10 %, tested). Training run, data, text encoder, sampler and NFE are CrossFlow's.
+_BASELINE = BaselineRecipe(
+    model=BaselineConfig(velocity=CrossAttentionTransformerConfig(width=144, depth=4, heads=4)),
+    train=_T2I_TRAIN, shapes=_T2I.shapes, text=_T2I.text, autoencoder=_AE_SHAPES)
+# Fashion-MNIST: both methods at the ShapesWorld sizes on the Fashion autoencoder's latents, 3,000 steps each.
+_FASHION_TRAIN = dataclasses.replace(_T2I_TRAIN, steps=3000)
+_T2I_FASHION = dataclasses.replace(_T2I, train=_FASHION_TRAIN, autoencoder=_AE_FASHION)
+_BASELINE_FASHION = dataclasses.replace(_BASELINE, train=_FASHION_TRAIN, autoencoder=_AE_FASHION)
+_CLASSIFIER = ClassifierRecipe(
+    train=TrainConfig(steps=2000, batch_size=128, lr=2e-3, betas=(0.9, 0.99), weight_decay=1e-4, warmup_steps=100,
+                      lr_schedule="cosine", ema_decay=0.0, ckpt_every=500))
+# Mini Fig. 3: three sizes x three lengths x two methods, six runs of 2,000 steps (the longest length).
+_SCALING = ScalingConfig(train=dataclasses.replace(_T2I_TRAIN, steps=2000, ckpt_every=500))
+
+
+def _course() -> Profile:
+    return Profile(
+        name="course",
+        shapes=ShapesDataConfig(n_train=20_000, n_val=1_000, n_test=2_000),
+        fashion=FashionDataConfig(n_train=10_000, n_test=2_000),
+        photos=PhotoDataConfig(),
+        text=TextEncoderConfig(),
+        autoencoder_shapes=_AE_SHAPES,
+        autoencoder_fashion=_AE_FASHION,
+        autoencoder_demo=dataclasses.replace(_AE_TRAIN, steps=300, warmup_steps=50, ckpt_every=0),
+        flow2d=Flow2DConfig(),
+        judge=_JUDGE,
+        t2i_shapes=_T2I,
+        t2i_eval=T2IEvalConfig(max_prompts=200),
+        t2i_demo=_T2I_DEMO,
+        t2i_ablation=_T2I_ABLATION,
+        t2i_baseline_shapes=_BASELINE,
+        t2i_fashion=_T2I_FASHION,
+        t2i_baseline_fashion=_BASELINE_FASHION,
+        classifier_fashion=_CLASSIFIER,
+        t2i_compare=ComparisonConfig(),
+        t2i_scaling=_SCALING,
+        train_missing=False,
+    )
+
+
+def _full() -> Profile:
+    """The course's recipes with the full data and evaluation sizes; trains what is missing."""
+    course = _course()
+    return dataclasses.replace(
+        course, name="full", shapes=ShapesDataConfig(), fashion=FashionDataConfig(),
+        autoencoder_demo=dataclasses.replace(course.autoencoder_demo, steps=1000),
+        flow2d=Flow2DConfig(train=dataclasses.replace(Flow2DConfig().train, steps=4000)),
+        t2i_eval=T2IEvalConfig(), t2i_demo=dataclasses.replace(_T2I_DEMO, steps=1000), train_missing=True,
+        eval_images=4000)
+
+
+# ------------------------------------------------------------------------------------------------ smoke
+def _smoke_t2i(shapes: ShapesDataConfig, autoencoder: AutoencoderRecipe, train: TrainConfig) -> T2IRecipe:
+    return T2IRecipe(
+        model=CrossFlowConfig(source=TextVEConfig(width=32, depth=1, heads=2, max_tokens=_T2I_TOKENS, kl_form="code",
+                                                  tower=TowerConfig(channels=(8, 16))),
+                              velocity=VelocityTransformerConfig(width=32, depth=1, heads=2, time_dim=32)),
+        train=train, shapes=shapes, text=TextEncoderConfig(max_tokens=_T2I_TOKENS, batch_size=64),
+        autoencoder=autoencoder, sample_steps=4)
 
 
 def _smoke() -> Profile:
@@ -137,118 +215,6 @@ def _smoke() -> Profile:
     )
 
 
-def _course() -> Profile:
-    return Profile(
-        name="course",
-        shapes=ShapesDataConfig(n_train=20_000, n_val=1_000, n_test=2_000),
-        fashion=FashionDataConfig(n_train=10_000, n_test=2_000),
-        photos=PhotoDataConfig(),
-        text=TextEncoderConfig(),
-        autoencoder_shapes=_AE_SHAPES,
-        autoencoder_fashion=_AE_FASHION,
-        autoencoder_demo=dataclasses.replace(_AE_SHAPES.train, steps=300, warmup_steps=50, ckpt_every=0),
-        flow2d=Flow2DConfig(),
-        judge=_JUDGE,
-        t2i_shapes=_T2I,
-        t2i_eval=T2IEvalConfig(max_prompts=200),
-        t2i_demo=_T2I_DEMO,
-        t2i_ablation=_T2I_ABLATION,
-        t2i_baseline_shapes=_BASELINE,
-        t2i_fashion=_T2I_FASHION,
-        t2i_baseline_fashion=_BASELINE_FASHION,
-        classifier_fashion=_CLASSIFIER,
-        t2i_scaling=_SCALING,
-        train_missing=False,
-    )
-
-
-def _full() -> Profile:
-    return Profile(
-        name="full",
-        shapes=ShapesDataConfig(),
-        fashion=FashionDataConfig(),
-        photos=PhotoDataConfig(),
-        text=TextEncoderConfig(),
-        autoencoder_shapes=_AE_SHAPES,
-        autoencoder_fashion=_AE_FASHION,
-        autoencoder_demo=dataclasses.replace(_AE_SHAPES.train, steps=1000, warmup_steps=50, ckpt_every=0),
-        flow2d=Flow2DConfig(train=dataclasses.replace(Flow2DConfig().train, steps=4000)),
-        judge=_JUDGE,
-        t2i_shapes=_T2I,
-        t2i_eval=T2IEvalConfig(),
-        t2i_demo=dataclasses.replace(_T2I_DEMO, steps=1000),
-        t2i_ablation=_T2I_ABLATION,
-        t2i_baseline_shapes=_BASELINE,
-        t2i_fashion=_T2I_FASHION,
-        t2i_baseline_fashion=_BASELINE_FASHION,
-        classifier_fashion=_CLASSIFIER,
-        t2i_scaling=_SCALING,
-        eval_images=4000,
-    )
-
-
-_JUDGE = JudgeRecipe(model=JudgeConfig(width=32),
-                     train=TrainConfig(steps=1500, batch_size=64, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0,
-                                       warmup_steps=100, lr_schedule="cosine", ema_decay=0.0, ckpt_every=250))
-
-# The shipped ShapesWorld CrossFlow model. ShapesWorld captions are at most 15 MiniLM tokens long (CLS and SEP
-# included), so 16 token slots lose nothing and halve the Text VE's work against the default 32.
-# KL: the public code's form ((0.3 mu)^6, lambda 1e-2), not the paper's (mu^2, lambda 1e-4). Measured in
-# 1,500-step design trials (scratch runs of recipes.t2i.fit, not a project command; judge, 200 single-object
-# test prompts, 8 draws per prompt): with the paper's form sigma stays
-# at 0.07 against a spread of the means of 0.29, the flow cannot turn so little noise into the +-1.6 px position
-# jitter of the data, and it draws the jitter-averaged image - rounded squares, fat crosses - (draws of one
-# prompt differ by 0.46 px in position; real images by 0.92 px). The code's form lets the means spread (1.05)
-# while the variance term pulls sigma to 0.89, and the draws spread by 0.79 px. Accuracy after 1,500 steps was
-# alike (shape 0.32 vs 0.34); at 7,500 steps the code's form reached shape 0.79 (w = 1) where the paper's form had
-# reached 0.64 after 6,000.
-# Steps: 9,000 at about 0.19 s each on 2 CPU cores - 28 minutes (the shipped run: 1,400 s for the first 7,500
-# steps, then 291 s for the last 1,500 after the step count was raised; resuming is exact, lr is constant).
-_T2I_TOKENS = 16
-_T2I = T2IRecipe(
-    model=CrossFlowConfig(
-        text_ve=TextVEConfig(width=128, n_layers=2, max_tokens=_T2I_TOKENS, kl_form="code"),
-        velocity=VelocityTransformerConfig(width=128, depth=4, heads=4),
-        guidance=GuidanceConfig(),
-    ),
-    train=TrainConfig(steps=9000, batch_size=128, lr=1e-3, warmup_steps=200, ema_decay=0.995, ckpt_every=250,
-                      log_every=25),
-    shapes=ShapesDataConfig(),
-    text=TextEncoderConfig(max_tokens=_T2I_TOKENS),
-    autoencoder=_AE_SHAPES,
-)
-_T2I_ABLATION = T2IAblationConfig(train=dataclasses.replace(_T2I.train, steps=1200, ema_decay=0.99))
-_T2I_DEMO = dataclasses.replace(_T2I.train, steps=300, warmup_steps=50, ema_decay=0.99, ckpt_every=0, log_every=10)
-
-# The standard flow-matching baseline at CrossFlow's size (paper Table 1): the same transformer family with
-# cross-attention to the MiniLM tokens, width 144 instead of 128 so that its 2.23 M parameters match CrossFlow's
-# 2.26 M (whose Text VE 0.72 M and image tower 0.28 M count too; within 1.5 %, tested). Training run, data, text
-# encoder, sampler and NFE are CrossFlow's.
-_BASELINE = BaselineRecipe(
-    model=BaselineConfig(velocity=CrossAttentionTransformerConfig(width=144, depth=4, heads=4)),
-    train=_T2I.train, shapes=_T2I.shapes, text=_T2I.text, autoencoder=_AE_SHAPES)
-# Fashion-MNIST: both methods at the ShapesWorld sizes on the Fashion autoencoder's latents. Ten classes need a
-# shorter run than ShapesWorld's combinatorial captions: 3,000 steps each (about 10 minutes each on 2 cores).
-_FASHION_TRAIN = dataclasses.replace(_T2I.train, steps=3000)
-_T2I_FASHION = dataclasses.replace(_T2I, train=_FASHION_TRAIN, autoencoder=_AE_FASHION)
-_BASELINE_FASHION = dataclasses.replace(_BASELINE, train=_FASHION_TRAIN, autoencoder=_AE_FASHION)
-_CLASSIFIER = ClassifierRecipe(
-    train=TrainConfig(steps=2000, batch_size=128, lr=2e-3, betas=(0.9, 0.99), weight_decay=1e-4, warmup_steps=100,
-                      lr_schedule="cosine", ema_decay=0.0, ckpt_every=500))
-# Mini Fig. 3: three sizes x three lengths x two methods, six runs of 2,000 steps (the longest length).
-_SCALING = ScalingConfig(train=dataclasses.replace(_T2I.train, steps=2000, ckpt_every=500))
-
-
-def _smoke_t2i(shapes: ShapesDataConfig, autoencoder: AutoencoderRecipe, train: TrainConfig) -> T2IRecipe:
-    tokens = _T2I_TOKENS
-    return T2IRecipe(
-        model=CrossFlowConfig(text_ve=TextVEConfig(width=32, n_layers=1, n_heads=2, max_tokens=tokens, kl_form="code",
-                                                   image_tower=ImageTowerConfig(channels=(8, 16))),
-                              velocity=VelocityTransformerConfig(width=32, depth=1, heads=2, time_dim=32)),
-        train=train, shapes=shapes, text=TextEncoderConfig(max_tokens=tokens, batch_size=64),
-        autoencoder=autoencoder, sample_steps=4)
-
-
 _BUILDERS = {"smoke": _smoke, "course": _course, "full": _full}
 
 
@@ -263,13 +229,14 @@ def profile_name() -> str:
     return name
 
 
-def get_profile(name: str | None = None) -> Profile:
-    """The :class:`Profile` named ``name``, or the one ``CROSSFLOW_PROFILE`` selects."""
+def get_profile(name: str | None = None, device: str | torch.device | None = None) -> Profile:
+    """The :class:`Profile` named ``name`` (default: the one ``CROSSFLOW_PROFILE`` selects), on ``device``
+    (default: :func:`~crossflow_mini.utils.get_device`'s choice)."""
     if name is None:
         name = profile_name()
     if name not in _BUILDERS:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}.")
-    return _BUILDERS[name]()
+    return dataclasses.replace(_BUILDERS[name](), device=get_device(device))
 
 
 __all__ = ["PROFILE_ENV", "PROFILES", "DEFAULT_PROFILE", "Profile", "profile_name", "get_profile"]

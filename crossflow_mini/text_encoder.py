@@ -24,6 +24,7 @@ from typing import Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
+from .core.source import MINILM_TOKEN_DIM, TokenBatch
 
 from .paths import cache_dir
 from .utils import atomic_path, progress
@@ -37,7 +38,7 @@ class TextEncoderConfig:
     batch_size: int = 256
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-TOKEN_DIM = 384
+TOKEN_DIM = MINILM_TOKEN_DIM
 CACHE_DTYPE = torch.float16
 
 
@@ -53,10 +54,10 @@ class TextEmbeddings:
     def __len__(self) -> int:
         return len(self.index)
 
-    def batch(self, idx: torch.Tensor | Sequence[int] | slice) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, idx: torch.Tensor | Sequence[int] | slice) -> TokenBatch:
         """``(tokens, mask)`` of the input captions ``idx``: shapes ``(B, L, 384)`` and ``(B, L)``."""
         rows = self.index[idx]
-        return self.tokens[rows], self.mask[rows]
+        return TokenBatch(self.tokens[rows], self.mask[rows])
 
 
 def check_captions(captions: Sequence[str]) -> list[str]:

@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .utils import atomic_path, progress
+from .utils import atomic_path, progress, to_device
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,8 @@ def _save_state(path: Path, step: int, model: torch.nn.Module, ema: torch.nn.Mod
             else:
                 scalars.setdefault(str(idx), {})[key] = val
     tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
     meta = {"step": step, "history": history, "param_groups": opt_sd["param_groups"], "optim_scalars": scalars,
             "train_config": json.dumps(cfg.__dict__, default=list, sort_keys=True), "seconds": seconds}
     with atomic_path(path) as tmp:
@@ -161,6 +163,8 @@ def _load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None,
         state.setdefault(int(idx), {}).update(sc)
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
     return int(meta["step"]), {k: list(v) for k, v in meta["history"].items()}, meta.get("seconds")
 
 
@@ -169,7 +173,8 @@ def train(model: torch.nn.Module, loss_fn: LossFn, batch_fn: Callable[[int], Any
           run_dir: str | Path | None = None, resume: bool = True,
           callback: Callable[[int, dict[str, float]], None] | None = None, desc: str = "train",
           parameters: list[torch.nn.Parameter] | None = None, snapshot_steps: Sequence[int] = (),
-          on_snapshot: Callable[[int, torch.nn.Module], None] | None = None) -> TrainResult:
+          on_snapshot: Callable[[int, torch.nn.Module], None] | None = None,
+          device: torch.device | str | None = None) -> TrainResult:
     """Train ``model`` for ``cfg.steps`` steps.
 
     ``batch_fn(step)`` returns the batch of that step; ``loss_fn(model, batch)`` returns the loss, or
@@ -181,6 +186,8 @@ def train(model: torch.nn.Module, loss_fn: LossFn, batch_fn: Callable[[int], Any
     done, before the training state is saved there: one long run yields the models of several shorter ones (what a
     run of that many steps gives, for a constant learning rate). A resumed run calls it only for later steps."""
     torch.manual_seed(cfg.seed)
+    if device is not None:
+        model.to(device)
     params = list(parameters) if parameters is not None else [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     ema = None
@@ -202,7 +209,7 @@ def train(model: torch.nn.Module, loss_fn: LossFn, batch_fn: Callable[[int], Any
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step)
-        out = loss_fn(model, batch_fn(step))
+        out = loss_fn(model, to_device(batch_fn(step), device))
         loss, logs = (out if isinstance(out, tuple) else (out, {}))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")

@@ -7,7 +7,7 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -23,17 +23,38 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def get_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then CPU; anything else is passed to ``torch.device``."""
+DEVICE_ENV = "CROSSFLOW_DEVICE"
+
+
+def get_device(device: str | torch.device | None = "auto") -> torch.device:
+    """The device to run on. ``"auto"`` (or ``None``) takes ``CROSSFLOW_DEVICE`` where it is set, else CUDA where a
+    GPU is, else the CPU - the tested default. Apple's ``"mps"`` is used only when asked for by name (it lacks some
+    operations the course uses). Anything else is passed to ``torch.device``."""
     if isinstance(device, torch.device):
         return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
+    if device is None or device == "auto":
+        device = os.environ.get(DEVICE_ENV, "").strip() or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        out = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps ({DEVICE_ENV})") from err
+    if out.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but this machine has no CUDA GPU; use cpu")
+    return out
+
+
+def to_device(batch: Any, device: torch.device | str | None) -> Any:
+    """Move a batch - a tensor, anything with ``.to(device)`` (a TokenBatch), or tuples / lists / dicts of them -
+    to ``device`` (``None``: leave it where it is)."""
+    if device is None:
+        return batch
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if hasattr(batch, "to"):
+        return batch.to(device)
+    return batch
 
 
 def progress(iterable=None, **kwargs):
@@ -76,8 +97,3 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
-
-
-def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

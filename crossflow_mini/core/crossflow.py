@@ -1,102 +1,152 @@
-"""CrossFlow itself: Text VE + vanilla velocity transformer, trained jointly (paper Sec. 4, CROSSFLOW_NOTES 2-5).
+"""CrossFlow: a source encoder + a velocity network without cross-attention, trained jointly (paper Sec. 4).
 
-One model holds the three trainable parts - the Text VE (caption tokens -> z0 in image-latent shape), the image
-tower of the contrastive loss, and the velocity transformer (which sees only z_t, t and the CFG indicator) -
-and one loss trains them together with one optimiser (paper Table 3e: joint beats two-stage):
+One model for any pair of modalities (CROSSFLOW_NOTES Sec. 1-5, 7). Its parts come from configs:
 
-    z0 ~ TextVE(tokens)                              (reparameterised; the only randomness in the source)
-    indicator, z1' = swap_targets(z1)                (CFG: unconditional samples get another sample's image)
-    z_t = (1 - (1 - sigma_min) t) z0 + t z1',  t ~ U(0, 1)  (the public code: logit-normal; an option)
-    L = || v(z_t, t, indicator) - (z1' - (1 - sigma_min) z0) ||^2  +  L_Enc(z0, z1)  +  lambda KL
+* ``source`` - the source encoder (:mod:`.source`): the Text VE for text-to-image, an Image VE for depth or
+  captioning, the identity (+ noise) for super-resolution. It maps the source to a Gaussian with the TARGET
+  latent's shape and owns L_Enc and the KL;
+* ``velocity`` - the velocity network (:mod:`.networks`): the plain patch transformer or a UNet; it sees only
+  z_t, t and the CFG indicator, never the source itself;
+* ``guidance`` - the CFG indicator's training share and swap, and the default scale (:mod:`.guidance`);
+* the flow settings: the time sampler and sigma_min (:mod:`.path`).
 
-The FM loss back-propagates into the Text VE too: the text latent is shaped by what the flow needs. The
-contrastive loss sees the true (unswapped) text-image pairs.
+One loss trains the parts together with one optimiser (paper Table 3e: joint beats two-stage):
+
+    z0 ~ Enc(source)                                    (draw 1: the reparameterised sample)
+    uncond ~ Bernoulli(p), perm = roll within uncond    (draw 2: CFG - unconditional samples get another's target)
+    z1' = z1[perm],  indicator = (perm == identity)
+    t ~ U(0, 1)                                         (draw 3; the public code: logit-normal, an option)
+    z_t = (1 - (1 - sigma_min) t) z0 + t z1'
+    L = || v(z_t, t, indicator) - (z1' - (1 - sigma_min) z0) ||^2  +  enc_weight L_Enc(z0, z1)  +  lambda KL
+
+The FM loss back-propagates into the source encoder too: the source latent is shaped by what the flow needs. The
+contrastive loss sees the true (unswapped) pairs. ``loss`` takes ``t``, ``uncond`` or ``perm`` and a ``generator``
+so that a notebook or a test can replay the draws above by hand and check every term.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from . import path as flow
-from .guidance import GuidanceConfig, make_guided, swap_targets, unconditional_mask
-from .transformer import VelocityTransformer, VelocityTransformerConfig
-from .sampling import SampleResult, sample
-from .text_ve import ImageTower, TextVE, TextVEConfig, text_ve_losses
+from .flow_model import FlowLoss, FlowModel
+from .guidance import (CONDITIONAL, UNCONDITIONAL, GuidanceConfig, derangement_within, unconditional_mask)
+from .image_ve import ImageVE, ImageVEConfig
+from .networks import build_velocity
+from .source import IdentitySource, IdentitySourceConfig, Source, SourceEncoder, SourceOutput, batch_size
+from .text_ve import TextVE, TextVEConfig
+from .transformer import VelocityTransformerConfig
+from .unet import UNetVelocityConfig
+
+SourceConfig = TextVEConfig | ImageVEConfig | IdentitySourceConfig
+CrossFlowVelocityConfig = VelocityTransformerConfig | UNetVelocityConfig
+
+
+def build_source(cfg: SourceConfig) -> SourceEncoder:
+    """The source encoder a config describes (randomly initialised)."""
+    if isinstance(cfg, TextVEConfig):
+        return TextVE(cfg)
+    if isinstance(cfg, ImageVEConfig):
+        return ImageVE(cfg)
+    if isinstance(cfg, IdentitySourceConfig):
+        return IdentitySource(cfg)
+    raise TypeError(f"no source encoder for a {type(cfg).__name__}; use TextVEConfig, ImageVEConfig or "
+                    f"IdentitySourceConfig")
 
 
 @dataclass(frozen=True)
 class CrossFlowConfig:
-    """The whole CrossFlow model: Text VE, velocity transformer, guidance and flow settings."""
+    """The whole CrossFlow model: source encoder, velocity network, guidance and flow settings.
 
-    text_ve: TextVEConfig = TextVEConfig()
-    velocity: VelocityTransformerConfig = VelocityTransformerConfig()
+    ``time_sampler``: the public code samples t logit-normal (notes Sec. 3; kept as ``"logit_normal"``). At our
+    scale that starves the start of the path, where the source alone must decide the target, so uniform t is the
+    default here (measured: docs/MEASUREMENTS.md, "time sampler")."""
+
+    source: SourceConfig = TextVEConfig()
+    velocity: CrossFlowVelocityConfig = VelocityTransformerConfig()
     guidance: GuidanceConfig = GuidanceConfig()
-    # The public code samples t logit-normal (notes Sec. 3; kept as the option "logit_normal"). At our scale that
-    # starves the start of the path: the network soon reads z1 off z_t for t > 0.1, and the region near t = 0 -
-    # where the caption alone must decide the image - is what generation depends on. In a 3,000-step ShapesWorld
-    # trial (200 held-out single-object prompts, w = 1, judged), logit-normal left the t = 0 velocity error at 1.0
-    # (0.02 at t = 0.3) and colour / position accuracy at 0.43 / 0.35; uniform t reached 0.92 / 0.97 (EMA
-    # weights) with the same budget. Uniform is the default here.
     time_sampler: str = "uniform"
     sigma_min: float = flow.SIGMA_MIN
 
     def __post_init__(self) -> None:
-        if tuple(self.text_ve.latent_shape) != tuple(self.velocity.latent_shape):
-            raise ValueError(f"the Text VE makes latents of shape {self.text_ve.latent_shape} but the velocity "
-                             f"model expects {self.velocity.latent_shape}: they must match the image latent")
+        if tuple(self.source.latent_shape) != tuple(self.velocity.latent_shape):
+            raise ValueError(f"the source encoder makes latents of shape {tuple(self.source.latent_shape)} but the "
+                             f"velocity network expects {tuple(self.velocity.latent_shape)}: both must be the "
+                             f"target latent's shape")
+        if isinstance(self.velocity, UNetVelocityConfig) and self.velocity.cond_channels:
+            raise ValueError("CrossFlow's velocity network takes no condition (cond_channels must be 0): the source "
+                             "is already in z_t")
         if self.time_sampler not in flow.TIME_SAMPLERS:
             raise ValueError(f"unknown time sampler {self.time_sampler!r}; use one of {sorted(flow.TIME_SAMPLERS)}")
 
 
-@dataclass
-class CrossFlowLoss:
-    total: torch.Tensor
-    logs: dict[str, float] = field(default_factory=dict)
-
-
-class CrossFlowModel(nn.Module):
-    """Text VE + image tower + velocity transformer, with the joint loss and a guided sampler."""
+class CrossFlowModel(FlowModel):
+    """Source encoder + velocity network, with the joint loss and the guided sampler of :class:`FlowModel`."""
 
     def __init__(self, cfg: CrossFlowConfig = CrossFlowConfig()):
         super().__init__()
         self.cfg = cfg
-        self.text_ve = TextVE(cfg.text_ve)
-        self.image_tower = ImageTower.for_text_ve(cfg.text_ve) if cfg.text_ve.enc_loss == "image_text" else None
-        self.velocity = VelocityTransformer(cfg.velocity)
+        self.source = build_source(cfg.source)
+        self.velocity = build_velocity(cfg.velocity)
 
-    def loss(self, tokens: torch.Tensor, mask: torch.Tensor, z1: torch.Tensor) -> CrossFlowLoss:
-        """The joint loss L_FM + L_Enc + lambda L_KL on one batch of (caption tokens, image latents)."""
-        ve_out = self.text_ve(tokens, mask)
-        z0 = ve_out.z0
+    @property
+    def default_scale(self) -> float:
+        return self.cfg.guidance.scale
+
+    def encode(self, source: Source, generator: torch.Generator | None = None) -> SourceOutput:
+        """z0 (and mu, logvar) of a batch of sources: the flow's starting points."""
+        return self.source(source, generator)
+
+    def condition(self, source: Source) -> None:
+        return None  # the source reaches the velocity network only through z0
+
+    def velocity_at(self, z: torch.Tensor, t: torch.Tensor, indicator: torch.Tensor,
+                    condition: Source | None = None) -> torch.Tensor:
+        if condition is not None:
+            raise ValueError("CrossFlow's velocity network takes no condition: the source is already in z0")
+        return self.velocity(z, t, indicator)
+
+    def loss(self, source: Source, target: torch.Tensor, *, t: torch.Tensor | None = None,
+             uncond: torch.Tensor | None = None, perm: torch.Tensor | None = None,
+             generator: torch.Generator | None = None, negatives: torch.Tensor | None = None) -> FlowLoss:
+        """The joint loss L_FM + L_Enc + lambda L_KL on one batch of (source, target latent) pairs.
+
+        Random draws, in this order, from ``generator`` (else the global RNG): the source sample eps; the
+        unconditional mask (unless ``uncond`` or ``perm`` is given); a random derangement (``swap="random"`` only);
+        t (unless given). ``perm`` gives the target permutation directly (identity = conditional); ``negatives``
+        are extra targets for the contrastive loss (hard negatives)."""
+        b = batch_size(source)
+        if target.shape[0] != b:
+            raise ValueError(f"{b} sources but {target.shape[0]} targets: give one target per source")
+        device = target.device
+        out = self.source(source, generator)
         g = self.cfg.guidance
-        uncond = unconditional_mask(z0.shape[0], g.p_uncond, device=z0.device)
-        target, indicator = swap_targets(z1, uncond, method=g.swap)
-        t = flow.sample_time(self.cfg.time_sampler, z0.shape[0], device=z0.device)
-        zt = flow.interpolate(z0, target, t, self.cfg.sigma_min)
-        fm = flow.fm_loss(self.velocity(zt, t, indicator), z0, target, self.cfg.sigma_min)
-        ve = text_ve_losses(ve_out, z1, tokens, mask, self.text_ve, self.image_tower)
-        total = fm + ve["total_ve"]
-        return CrossFlowLoss(total, {"fm": float(fm.detach()), "enc": float(ve["enc"].detach()),
-                                     "kl": float(ve["kl"].detach()), "uncond": float((indicator == 0).float().mean())})
+        if perm is None:
+            if uncond is None:
+                uncond = unconditional_mask(b, g.p_uncond, generator, device)
+            perm = derangement_within(uncond.to(device), generator, g.swap)
+        else:
+            perm = perm.to(device)
+            if uncond is not None or sorted(perm.tolist()) != list(range(b)):
+                raise ValueError("give either uncond or perm, and perm must be a permutation of the batch")
+        swapped = perm != torch.arange(b, device=device)
+        indicator = torch.where(swapped, UNCONDITIONAL, CONDITIONAL).long()
+        z1 = target[perm]
+        if t is None:
+            t = flow.sample_time(self.cfg.time_sampler, b, generator, device)
+        zt = flow.interpolate(out.z0, z1, t, self.cfg.sigma_min)
+        fm = flow.fm_loss(self.velocity_at(zt, t, indicator), out.z0, z1, self.cfg.sigma_min)
+        enc = self.source.losses(out, source, target, negatives)  # the TRUE pairs
+        total = fm + enc["total"]
+        parts = {"fm": fm, "enc": enc["enc"], "kl": enc["kl"], "align": enc["align"]}
+        logs = {k: float(v.detach()) for k, v in parts.items()} | {"uncond": float(swapped.float().mean())}
+        return FlowLoss(total, parts, logs, out.z0, t, indicator)
 
-    @torch.no_grad()
-    def generate(self, tokens: torch.Tensor, mask: torch.Tensor, guidance_scale: float | None = None,
-                 steps: int = 50, method: str = "euler", generator: torch.Generator | None = None,
-                 return_trajectory: bool = False) -> SampleResult:
-        """Image latents for caption tokens: z0 ~ TextVE, then the guided ODE from t = 0 to t = 1."""
-        self.eval()
-        z0 = self.text_ve(tokens, mask, generator=generator).z0
-        return self.flow(z0, guidance_scale, steps, method, return_trajectory)
+    def training_only(self) -> list[nn.Module]:
+        return self.source.training_only()
 
-    @torch.no_grad()
-    def flow(self, z0: torch.Tensor, guidance_scale: float | None = None, steps: int = 50, method: str = "euler",
-             return_trajectory: bool = False) -> SampleResult:
-        """The guided ODE from given text latents z0 (t = 0) to image latents (t = 1); ``guidance_scale=None``
-        takes ``cfg.guidance.scale``."""
-        self.eval()
-        scale = self.cfg.guidance.scale if guidance_scale is None else guidance_scale
-        return sample(make_guided(self.velocity, scale), z0, steps, method=method,
-                      return_trajectory=return_trajectory)
+
+__all__ = ["SourceConfig", "CrossFlowConfig", "CrossFlowModel", "build_source"]

@@ -25,12 +25,17 @@ Model calling convention: ``model(z_t, t, indicator)`` with ``indicator`` a ``(B
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from .transformer import CONDITIONAL, UNCONDITIONAL  # the indicator values the velocity model understands
+from .source import TokenBatch
+
+#: Values of the CFG indicator 1_c (CROSSFLOW_NOTES Sec. 4): the velocity networks understand exactly these two.
+CONDITIONAL, UNCONDITIONAL = 1, 0
+NUM_INDICATOR_STATES = 2
 SWAP_METHODS = ("roll", "random")
 #: Rejection sampling of a uniform derangement accepts with probability ~1/e; give up (and roll) after this.
 MAX_DERANGEMENT_TRIES = 1000
@@ -41,8 +46,9 @@ class GuidanceConfig:
     """CFG-with-indicator settings.
 
     ``p_uncond``: probability that a training sample is unconditional (paper / notes: 0.1).
-    ``swap``: how the unconditional targets are permuted: ``"roll"`` (public code: roll by one within the
-    unconditional subset, in batch order) or ``"random"`` (a uniformly random derangement of the subset).
+    ``swap``: how the unconditional targets are permuted: ``"roll"`` (the public code's
+    ``cat(target[1:], target[:1])`` within the unconditional subset: each takes the NEXT one's target, the last
+    the first's) or ``"random"`` (a uniformly random derangement of the subset).
     ``scale``: guidance weight w at sampling time (paper figures: 2..6; public configs: 7)."""
 
     p_uncond: float = 0.1
@@ -54,6 +60,7 @@ class GuidanceConfig:
             raise ValueError(f"GuidanceConfig.p_uncond must be in [0, 1], got {self.p_uncond}")
         if self.swap not in SWAP_METHODS:
             raise ValueError(f"GuidanceConfig.swap={self.swap!r} is not one of {SWAP_METHODS}")
+        check_scale(self.scale)
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -64,7 +71,8 @@ def unconditional_mask(batch_size: int, p: float = 0.1, generator: torch.Generat
         raise ValueError(f"the unconditional probability p must be in [0, 1], got {p}")
     if batch_size < 0:
         raise ValueError(f"batch_size must be >= 0, got {batch_size}")
-    return torch.rand(batch_size, generator=generator, device=device) < p
+    draw_on = generator.device if generator is not None else device
+    return (torch.rand(batch_size, generator=generator, device=draw_on) < p).to(device)
 
 
 def _random_derangement(n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -85,8 +93,8 @@ def derangement_within(mask: torch.Tensor, generator: torch.Generator | None = N
     * Unconditional samples (``mask`` True) map to ANOTHER unconditional sample, every one used once (a
       permutation of the subset with no fixed point).
       ``"roll"`` (public code, default): with idx the unconditional indices in batch order,
-      ``perm[idx] = idx.roll(1)``, i.e. ``z1[perm][idx] == z1[idx].roll(1, 0)``; a roll by one of >= 2 elements
-      has no fixed point. ``"random"``: a uniformly random derangement of the subset drawn from ``generator``.
+      ``perm[idx] = idx.roll(-1)``, i.e. ``z1[perm][idx] == cat(z1[idx][1:], z1[idx][:1])`` - the public code's
+      ``cat(target_null[1:], target_null[:1])``; a roll by one of >= 2 elements has no fixed point. ``"random"``: a uniformly random derangement of the subset drawn from ``generator``.
     * Fewer than 2 unconditional samples: no derangement exists; the identity is returned (like the public
       code, which skips the swap). :func:`swap_targets` then turns such a lone sample back to conditional."""
     if mask.ndim != 1 or mask.dtype != torch.bool:
@@ -99,7 +107,7 @@ def derangement_within(mask: torch.Tensor, generator: torch.Generator | None = N
     if len(idx) < 2:
         return perm
     if method == "roll":
-        perm[idx] = idx.roll(1)
+        perm[idx] = idx.roll(-1)
     else:
         perm[idx] = idx[_random_derangement(len(idx), generator, mask.device)]
     return perm
@@ -125,6 +133,19 @@ def swap_targets(z1: torch.Tensor, mask: torch.Tensor, generator: torch.Generato
 
 
 # ---------------------------------------------------------------------------------------------- sampling
+def check_scale(scale: float) -> float:
+    """A guidance scale must be a finite real number (any sign: w < 0 pushes away from the condition); a clear
+    error beats NaN images."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) and not (
+            torch.is_tensor(scale) and scale.numel() == 1):
+        raise TypeError(f"guidance_scale must be a number, got {type(scale).__name__} {scale!r}")
+    value = float(scale)
+    if not math.isfinite(value):
+        raise ValueError(f"guidance_scale must be finite, got {value}; w = 1 is the plain conditional model, "
+                         f"the paper uses 2 to 7")
+    return value
+
+
 def _indicator(value: int, n: int, device: torch.device) -> torch.Tensor:
     return torch.full((n,), value, dtype=torch.long, device=device)
 
@@ -139,6 +160,7 @@ def guided_velocity(model: Callable[..., torch.Tensor], z: torch.Tensor, t: torc
 
     ``t`` may be a scalar or ``(B,)``. Extra ``kwargs`` go to the model; tensor kwargs must be per-sample
     (first dimension B) and are duplicated for the 2B call; pass non-per-sample settings as non-tensors."""
+    scale = check_scale(scale)
     b = z.shape[0]
     t = t.expand(b) if t.ndim == 0 else t
     if t.shape != (b,):
@@ -149,7 +171,11 @@ def guided_velocity(model: Callable[..., torch.Tensor], z: torch.Tensor, t: torc
         return model(z, t, _indicator(UNCONDITIONAL, b, z.device), **kwargs)
     doubled = {}
     for name, value in kwargs.items():
-        if torch.is_tensor(value):
+        if isinstance(value, TokenBatch):
+            if len(value) != b:
+                raise ValueError(f"token batch {name!r} has {len(value)} samples, the batch has {b}")
+            value = TokenBatch.cat([value, value])
+        elif torch.is_tensor(value):
             if value.ndim == 0 or value.shape[0] != b:
                 raise ValueError(f"tensor kwarg {name!r} must be per-sample with first dimension {b}, got "
                                  f"{tuple(value.shape)}; pass batch-independent settings as Python values")
@@ -173,6 +199,6 @@ def make_guided(model: Callable[..., torch.Tensor], scale: float,
 
 
 __all__ = [
-    "CONDITIONAL", "UNCONDITIONAL", "SWAP_METHODS", "GuidanceConfig", "unconditional_mask",
+    "CONDITIONAL", "UNCONDITIONAL", "NUM_INDICATOR_STATES", "SWAP_METHODS", "check_scale", "GuidanceConfig", "unconditional_mask",
     "derangement_within", "swap_targets", "guided_velocity", "make_guided",
 ]

@@ -1,4 +1,4 @@
-"""Flow matching: the path, its target velocity, time samplers and the loss (CROSSFLOW_NOTES Sec. 3).
+"""The flow-matching path: its points, its target velocity, time samplers and the loss (CROSSFLOW_NOTES Sec. 3).
 
 Convention used everywhere in this project: **t = 0 is the source, t = 1 the target.** For CrossFlow the
 source z0 is the text latent and the target z1 the image latent; for standard flow matching z0 is Gaussian
@@ -41,17 +41,23 @@ def target_velocity(z0: torch.Tensor, z1: torch.Tensor, sigma_min: float = SIGMA
     return z1 - (1 - sigma_min) * z0
 
 
+def _draw_device(generator: torch.Generator | None, device: torch.device | str | None):
+    """Draw where the generator lives (so a CPU generator gives the same times on any device)."""
+    return generator.device if generator is not None else device
+
+
 def sample_time_uniform(n: int, generator: torch.Generator | None = None,
                         device: torch.device | str | None = None) -> torch.Tensor:
     """t ~ U[0, 1]."""
-    return torch.rand(n, generator=generator, device=device)
+    return torch.rand(n, generator=generator, device=_draw_device(generator, device)).to(device)
 
 
 def sample_time_logit_normal(n: int, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None,
                              device: torch.device | str | None = None) -> torch.Tensor:
     """t = sigmoid(n), n ~ N(mean, std^2): the logit-normal sampler of the CrossFlow code (mean 0, std 1),
     which puts more training weight on the middle of the path than on its ends."""
-    return torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=device))
+    n01 = torch.randn(n, generator=generator, device=_draw_device(generator, device)).to(device)
+    return torch.sigmoid(mean + std * n01)
 
 
 TIME_SAMPLERS = {"uniform": sample_time_uniform, "logit_normal": sample_time_logit_normal}

@@ -1,18 +1,33 @@
-"""ODE samplers that carry a source sample along a learned velocity field from t = 0 to t = 1.
+"""ODE samplers that carry a source sample along a learned velocity field over a time grid.
 
-``velocity(z, t)`` is any callable returning dz/dt with the shape of ``z`` (``t`` is a ``(B,)`` tensor). The
-CrossFlow code uses 50 Euler steps (CROSSFLOW_NOTES Sec. 5); Heun (explicit trapezoid) is the second-order
-extension. Both count the network evaluations (NFE) they spend.
+``velocity(z, t)`` is any callable returning dz/dt with the shape of ``z`` (``t`` is a ``(B,)`` tensor). The flow
+is integrated over a **time grid** t_0 < t_1 < ... < t_N (as ``flow_matching``'s ``ODESolver.sample(time_grid=...)``
+takes one): by default ``N`` equal steps from ``t_start = 0`` (the source) to ``t_end = 1`` (the target), and any
+sub-interval or explicit grid for "finish the flow from t = 0.3" or for stopping early. Solvers:
+
+* ``"euler"``: z_{k+1} = z_k + (t_{k+1} - t_k) v(z_k, t_k) - one network evaluation (NFE) per step. The default.
+* ``"heun"``: the explicit trapezoid rule, two NFE per step, second-order accurate.
+* ``"euler_public"``: the public CrossFlow code's Euler loop (``FlowMatchingSolver.sample_euler``): N equal steps of
+  size (1 - 1e-5) / N, but the network is evaluated at ``linspace(0, 1 - 1e-5, N)`` - the k-th evaluation sits at
+  k (1 - 1e-5) / (N - 1), a little AHEAD of the state's own time k (1 - 1e-5) / N (the last one at t ~ 1). We keep
+  the textbook grid as the default because it evaluates the field where the state is (so Euler and Heun share one
+  grid and the error shrinks as 1 / N); the public grid is an option for comparison (notebook 05's exercise).
+
+Every solver returns a :class:`SampleResult` with the end point, the NFE spent and, on request, the trajectory at
+the grid times.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: The public code's time scale: it integrates to 1 - 1e-5 rather than 1 (``sample_timescale``).
+PUBLIC_TIMESCALE = 1.0 - 1e-5
+METHODS = ("euler", "heun", "euler_public")
 
 
 @dataclass
@@ -23,59 +38,88 @@ class SampleResult:
     nfe: int
     times: torch.Tensor
     trajectory: torch.Tensor | None = field(default=None, repr=False)
+    z0: torch.Tensor | None = field(default=None, repr=False)  # the starting points (set by FlowModel.flow)
 
 
-def _check(steps: int) -> None:
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+def check_steps(steps: object) -> int:
+    """A step count must be a positive integer (``2.7`` is refused, not silently rounded)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"the number of steps must be a positive integer, got {steps!r}")
+    return steps
 
 
-def _time(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    return t.expand(z.shape[0]).to(z.device)
+def time_grid(steps: int, t_start: float = 0.0, t_end: float = 1.0) -> torch.Tensor:
+    """``steps + 1`` equally spaced times from ``t_start`` to ``t_end`` (float64 for exact spacing)."""
+    check_steps(steps)
+    if not 0.0 <= t_start < t_end <= 1.0:
+        raise ValueError(f"need 0 <= t_start < t_end <= 1 (t = 0 is the source, t = 1 the target), got "
+                         f"t_start={t_start}, t_end={t_end}")
+    return torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64)
 
 
-def _euler_step(velocity: Velocity, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor) -> torch.Tensor:
-    return z + (t1 - t0) * velocity(z, _time(t0, z))
+def _check_grid(grid: torch.Tensor | Sequence[float]) -> torch.Tensor:
+    grid = torch.as_tensor(grid, dtype=torch.float64).flatten()
+    if len(grid) < 2 or not bool((grid[1:] > grid[:-1]).all()) or grid[0] < 0 or grid[-1] > 1:
+        raise ValueError(f"a time grid needs at least two strictly increasing times in [0, 1], got {grid.tolist()}")
+    return grid
 
 
-def _heun_step(velocity: Velocity, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor) -> torch.Tensor:
-    h = t1 - t0
-    v0 = velocity(z, _time(t0, z))
-    v1 = velocity(z + h * v0, _time(t1, z))  # the velocity at the Euler prediction
-    return z + h * 0.5 * (v0 + v1)
+def _times(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    return t.to(device=z.device, dtype=z.dtype).expand(z.shape[0])
 
 
 @torch.no_grad()
-def _integrate(step: Callable, nfe_per_step: int, velocity: Velocity, z0: torch.Tensor, steps: int,
-               return_trajectory: bool) -> SampleResult:
-    """March ``steps`` equal steps from t = 0 to t = 1 with the one-step rule ``step``."""
-    _check(steps)
-    times = torch.linspace(0.0, 1.0, steps + 1)
+def integrate(velocity: Velocity, z0: torch.Tensor, grid: torch.Tensor | Sequence[float], method: str = "euler",
+              return_trajectory: bool = False) -> SampleResult:
+    """Carry ``z0`` (at ``grid[0]``) along ``velocity`` over the time grid with the solver ``method``."""
+    if method not in METHODS:
+        raise ValueError(f"unknown sampler {method!r}; choose one of {METHODS}")
+    grid = _check_grid(grid)
+    n = len(grid) - 1
+    if method == "euler_public":  # equal steps, evaluations at linspace(t0, t0 + (t_N - t0)(1 - 1e-5), N)
+        span = (grid[-1] - grid[0]) * PUBLIC_TIMESCALE
+        evals = torch.linspace(float(grid[0]), float(grid[0] + span), n, dtype=torch.float64)
+        steps_h = torch.full((n,), float(span) / n, dtype=torch.float64)
+    else:
+        evals, steps_h = grid[:-1], grid[1:] - grid[:-1]
     z = z0
     traj = [z0] if return_trajectory else None
-    for k in range(steps):
-        z = step(velocity, z, times[k], times[k + 1])
+    for k in range(n):
+        h = float(steps_h[k])
+        v0 = velocity(z, _times(evals[k], z))
+        if method == "heun":
+            v1 = velocity(z + h * v0, _times(grid[k + 1], z))  # the velocity at the Euler prediction
+            z = z + h * 0.5 * (v0 + v1)
+        else:
+            z = z + h * v0
         if traj is not None:
             traj.append(z)
-    return SampleResult(z, nfe_per_step * steps, times, torch.stack(traj) if traj is not None else None)
+    nfe = (2 if method == "heun" else 1) * n
+    return SampleResult(z, nfe, grid.float(), torch.stack(traj) if traj is not None else None)
+
+
+def sample(velocity: Velocity, z0: torch.Tensor, steps: int | None = None, method: str = "euler",
+           return_trajectory: bool = False, *, t_start: float = 0.0, t_end: float = 1.0,
+           grid: torch.Tensor | Sequence[float] | None = None) -> SampleResult:
+    """Integrate from ``t_start`` to ``t_end`` in ``steps`` equal steps, or over an explicit ``grid``."""
+    if grid is None:
+        if steps is None:
+            raise ValueError("give the number of steps or an explicit time grid")
+        grid = time_grid(steps, t_start, t_end)
+    elif steps is not None and steps != len(grid) - 1:
+        raise ValueError(f"steps={steps} disagrees with a grid of {len(grid)} times; give one or the other")
+    return integrate(velocity, z0, grid, method, return_trajectory)
 
 
 def euler(velocity: Velocity, z0: torch.Tensor, steps: int, return_trajectory: bool = False) -> SampleResult:
-    """z_{k+1} = z_k + h v(z_k, t_k) with h = 1 / steps: one NFE per step."""
-    return _integrate(_euler_step, 1, velocity, z0, steps, return_trajectory)
+    """``steps`` equal Euler steps from t = 0 to t = 1: one NFE per step."""
+    return sample(velocity, z0, steps, "euler", return_trajectory)
 
 
 def heun(velocity: Velocity, z0: torch.Tensor, steps: int, return_trajectory: bool = False) -> SampleResult:
-    """Heun's method (explicit trapezoid): two NFE per step, second-order accurate."""
-    return _integrate(_heun_step, 2, velocity, z0, steps, return_trajectory)
+    """``steps`` equal Heun steps from t = 0 to t = 1: two NFE per step, second-order accurate."""
+    return sample(velocity, z0, steps, "heun", return_trajectory)
 
 
-SAMPLERS = {"euler": euler, "heun": heun}
-
-
-def sample(velocity: Velocity, z0: torch.Tensor, steps: int, method: str = "euler",
-           return_trajectory: bool = False) -> SampleResult:
-    """Integrate with the solver named ``method`` (``"euler"`` or ``"heun"``)."""
-    if method not in SAMPLERS:
-        raise ValueError(f"unknown sampler {method!r}; choose one of {sorted(SAMPLERS)}")
-    return SAMPLERS[method](velocity, z0, steps, return_trajectory)
+__all__ = ["Velocity", "METHODS", "PUBLIC_TIMESCALE", "SampleResult", "check_steps", "time_grid", "integrate",
+           "sample", "euler", "heun"]

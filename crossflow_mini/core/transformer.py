@@ -1,13 +1,11 @@
-"""Velocity networks.
+"""The latent-patch transformers: CrossFlow's velocity network and the baseline's.
 
-* :class:`MLPVelocity` - the small 2-D field of notebook 01.
 * :class:`VelocityTransformer` - the CrossFlow velocity model (paper Sec. 4, CROSSFLOW_NOTES Sec. 3-4): a
   vanilla DiT-style transformer over latent patches that sees only ``z_t``, ``t`` and the CFG indicator.
   No cross-attention and no text tokens: the text is already *in* the source latent ``z0``.
 * :class:`CrossAttentionTransformer` - the standard flow-matching baseline of the paper (Table 1, Fig. 3):
   the same transformer family, plus cross-attention from the patches to the frozen text tokens; its source
   is Gaussian noise.
-* :func:`parameter_report` - total and per-submodule parameter counts (to report and match model sizes).
 
 Both transformers condition every block on time by adaLN-Zero (DiT, Peebles & Xie 2023) and zero-initialise
 their output projection, so an untrained model predicts exactly zero velocity.
@@ -21,6 +19,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .guidance import CONDITIONAL, NUM_INDICATOR_STATES, UNCONDITIONAL
+from .source import MINILM_TOKEN_DIM
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -36,33 +37,9 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
     return emb
 
 
-class MLPVelocity(nn.Module):
-    """v_theta(x, t) for points in R^d: an MLP over [x, embed(t)] (notebook 01)."""
-
-    def __init__(self, dim: int = 2, hidden: int = 128, layers: int = 3, time_dim: int = 32):
-        super().__init__()
-        self.dim, self.time_dim = dim, time_dim
-        blocks: list[nn.Module] = []
-        width = dim + time_dim
-        for _ in range(layers):
-            blocks += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        blocks.append(nn.Linear(width, dim))
-        self.net = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"expected points of shape (B, {self.dim}), got {tuple(x.shape)}")
-        t = t.expand(x.shape[0]) if t.ndim == 0 else t
-        return self.net(torch.cat([x, timestep_embedding(t, self.time_dim)], dim=-1))
-
-
 # ------------------------------------------------------------------------------------------- transformers
-CONDITIONAL, UNCONDITIONAL = 1, 0  # values of the CFG indicator 1_c (CROSSFLOW_NOTES Sec. 4)
-NUM_INDICATOR_STATES = 2
 INDICATOR_MODES = ("token", "embedding")
 POS_EMBED_MODES = ("learned", "sincos")
-MINILM_TOKEN_DIM = 384  # width of the frozen all-MiniLM-L6-v2 token embeddings
 LN_EPS = 1e-6  # LayerNorm epsilon of DiT
 INIT_STD = 0.02  # std of learned embeddings (positions, indicator tokens, null text token)
 SINCOS_MAX_PERIOD = 10_000.0
@@ -460,24 +437,11 @@ class CrossAttentionTransformer(_PatchTransformer):
         return self._to_latent(x, c)
 
 
-# ------------------------------------------------------------------------------------------------ reports
-def parameter_report(model: nn.Module) -> dict:
-    """Parameter counts of ``model``: ``{"total", "trainable", "by_module"}`` where ``by_module`` maps each
-    direct child (and each parameter held directly, e.g. ``pos_embed``) to its count, in definition order.
-    Buffers (e.g. a fixed sincos table) are not parameters and are not counted."""
-    by_module = {name: p.numel() for name, p in model.named_parameters(recurse=False)}
-    for name, child in model.named_children():
-        by_module[name] = sum(p.numel() for p in child.parameters())
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"total": total, "trainable": trainable, "by_module": by_module}
-
-
 __all__ = [
-    "timestep_embedding", "MLPVelocity",
+    "timestep_embedding", "INIT_STD",
     "CONDITIONAL", "UNCONDITIONAL", "INDICATOR_MODES", "POS_EMBED_MODES",
     "TransformerConfig", "VelocityTransformerConfig", "CrossAttentionTransformerConfig",
     "patchify", "unpatchify", "sincos_pos_embed_2d", "modulate",
     "Attention", "Block", "FinalLayer", "TimestepEmbedder",
-    "VelocityTransformer", "CrossAttentionTransformer", "parameter_report",
+    "VelocityTransformer", "CrossAttentionTransformer",
 ]

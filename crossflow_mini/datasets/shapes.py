@@ -18,6 +18,11 @@ Objects never overlap (their bounding boxes keep a gap) and stay fully inside th
 
 Some (shape, colour) combinations (:data:`HELDOUT_COMBINATIONS`) never occur in ``train`` or ``val``; about a
 quarter of the ``test`` samples contain at least one of them and are flagged ``heldout``.
+
+Captions come from the grammar in :mod:`crossflow_mini.datasets.shapes_text`, in one of two vocabularies
+(``ShapesDataConfig.vocabulary``): ``"template"`` (the closed template set every shipped checkpoint was trained
+on) or ``"rich"`` (many synonyms and sentence forms, with test-only wording flagged ``test_only_wording``). The
+vocabulary changes only the captions: images and attributes are the same for the same seed.
 """
 
 from __future__ import annotations
@@ -32,23 +37,28 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..configs import added_field
+from . import shapes_text
+from .shapes_text import (CAPTION_TEMPLATES, INVERSE_RELATION, NUMBER_WORDS, POSITION_PHRASES, RELATION_PHRASES,
+                          SHAPE_PLURALS, SIZE_WORDS, VOCABULARIES)
 
 
 @dataclass(frozen=True)
 class ShapesDataConfig:
-    """ShapesWorld split sizes (see :mod:`crossflow_mini.datasets.shapes`)."""
+    """ShapesWorld split sizes and caption vocabulary (see :mod:`crossflow_mini.datasets.shapes`).
+
+    ``vocabulary``: ``"template"`` (the shipped captions, bit for bit) or ``"rich"`` (the grammar of
+    :mod:`~crossflow_mini.datasets.shapes_text` with synonyms and test-only wording); images are the same."""
 
     n_train: int = 50_000
     n_val: int = 2_000
     n_test: int = 4_000
     image_size: int = 32
     seed: int = 0
+    vocabulary: str = added_field("template")
 
 # ------------------------------------------------------------------------------------------- vocabulary
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "diamond")
-SHAPE_PLURALS: dict[str, str] = {
-    "circle": "circles", "square": "squares", "triangle": "triangles", "cross": "crosses", "diamond": "diamonds",
-}
 #: Saturated, clearly distinct colours (RGB, 0..255).
 COLOUR_RGB: dict[str, tuple[int, int, int]] = {
     "red": (230, 40, 40),
@@ -63,7 +73,6 @@ BACKGROUND_RGB: tuple[int, int, int] = (60, 60, 60)
 SIZES: tuple[str, ...] = ("small", "large")
 POSITIONS: tuple[str, ...] = ("left", "right", "top", "bottom", "centre")
 RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
-INVERSE_RELATION: dict[str, str] = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 SCENE_KINDS: tuple[str, ...] = ("single", "pair", "count")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 MAX_OBJECTS = 3
@@ -104,37 +113,11 @@ CROSS_ARM_HALF_WIDTH = 0.35
 RENDER_CHUNK = 2048  # images rendered at once (bounds memory: ~40 MB per chunk at 32 x 32)
 
 # ---------------------------------------------------------------------------------------------- captions
-SIZE_WORDS: dict[str, tuple[str, str]] = {"small": ("small", "little"), "large": ("large", "big")}
-POSITION_PHRASES: dict[str, tuple[str, str]] = {
-    "left": ("on the left", "at the left of the image"),
-    "right": ("on the right", "at the right of the image"),
-    "top": ("at the top", "at the top of the image"),
-    "bottom": ("at the bottom", "at the bottom of the image"),
-    "centre": ("in the centre", "in the middle of the image"),
-}
-RELATION_PHRASES: dict[str, str] = {
-    "left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below",
-}
-NUMBER_WORDS: dict[int, str] = {1: "one", 2: "two", 3: "three"}
-CAPTION_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "single": (
-        "a {size} {colour} {shape} {where}",
-        "a {size_alt} {colour} {shape} {where_alt}",
-        "there is one {size} {colour} {shape} {where}",
-    ),
-    "pair": (
-        "a {colour0} {shape0} {rel} a {colour1} {shape1}",
-        "a {colour1} {shape1} {inv_rel} a {colour0} {shape0}",
-        "a {colour0} {shape0} is {rel_short} a {colour1} {shape1}",
-        "a {size0} {colour0} {shape0} {rel} a {size1} {colour1} {shape1}",
-    ),
-    "count": (
-        "{number} {colour} {shapes}",
-        "{digit} {colour} {shapes}",
-        "a group of {number} {colour} {shapes}",
-        "there are {number} {colour} {shapes}",
-    ),
-}
+# The words (SHAPE_PLURALS, SIZE_WORDS, POSITION_PHRASES, RELATION_PHRASES, NUMBER_WORDS, CAPTION_TEMPLATES,
+# INVERSE_RELATION) live in shapes_text, the one place of the caption grammar; they are imported above.
+assert (shapes_text.SHAPE_NAMES, shapes_text.COLOUR_NAMES, shapes_text.SIZE_NAMES, shapes_text.POSITION_NAMES,
+        shapes_text.RELATION_NAMES, shapes_text.SCENE_KINDS) == (SHAPES, COLOURS, SIZES, POSITIONS, RELATIONS,
+                                                                 SCENE_KINDS), "caption grammar and scenes disagree"
 
 # (shape, colour) combination ids: shape * len(COLOURS) + colour. Sorted, so sampling never depends on set order.
 _N_COMBOS = len(SHAPES) * len(COLOURS)
@@ -167,6 +150,13 @@ class ShapesWorldSplit:
     positions: np.ndarray  # int (N,), index into POSITIONS for "single" scenes, -1 otherwise
     relations: np.ndarray  # int (N,), index into RELATIONS for "pair" scenes (object 0 REL object 1), -1 otherwise
     heldout: np.ndarray  # bool (N,), True where the scene contains a held-out (shape, colour) combination
+    vocabulary: str = "template"  # the caption vocabulary (ShapesDataConfig.vocabulary)
+    #: bool (N,), True where the caption uses test-only wording (rich vocabulary, test split only); None -> all False
+    test_only_wording: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.test_only_wording is None:
+            self.test_only_wording = np.zeros(len(self.captions), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -194,11 +184,18 @@ class ShapesWorldSplit:
             "position": POSITIONS[self.positions[i]] if self.positions[i] >= 0 else None,
             "relation": RELATIONS[self.relations[i]] if self.relations[i] >= 0 else None,
             "heldout": bool(self.heldout[i]),
+            "test_only_wording": bool(self.test_only_wording[i]),
         }
 
     def paraphrases(self, i: int) -> list[str]:
-        """Every caption template filled in for sample ``i``'s scene (its stored caption is one of them)."""
-        return captions_for(self.attributes(i))
+        """Captions of sample ``i``'s scene, its stored caption first: every template filled in (``template``
+        vocabulary), or every train/val sentence form with the canonical words (``rich``; see
+        :func:`~crossflow_mini.datasets.shapes_text.rich_paraphrases`). References for caption metrics."""
+        stored = self.captions[_check_index(i, len(self))]
+        others = captions_for(self.attributes(i), self.vocabulary)
+        if self.vocabulary == "template":
+            return others  # the stored caption is one of the templates
+        return [stored] + [c for c in others if c != shapes_text.normalise(stored)]
 
     def images_tensor(self) -> torch.Tensor:
         """All images as float32 ``(N, 3, H, W)`` in ``[-1, 1]``."""
@@ -210,7 +207,7 @@ class ShapesWorldSplit:
         return ShapesWorldSplit(
             self.split, self.images[idx], [self.captions[i] for i in idx], self.kinds[idx], self.n_objects[idx],
             self.shapes[idx], self.colours[idx], self.sizes[idx], self.centres[idx], self.positions[idx],
-            self.relations[idx], self.heldout[idx])
+            self.relations[idx], self.heldout[idx], self.vocabulary, self.test_only_wording[idx])
 
 
 def _check_index(i: int, n: int) -> int:
@@ -226,37 +223,27 @@ def _to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------- captions
-def captions_for(attrs: dict[str, Any]) -> list[str]:
-    """All paraphrases of the scene described by ``attrs`` (as returned by :meth:`ShapesWorldSplit.attributes`)."""
-    return [caption_for(attrs, t) for t in range(len(CAPTION_TEMPLATES[attrs["kind"]]))]
+def captions_for(attrs: dict[str, Any], vocabulary: str = "template") -> list[str]:
+    """All paraphrases of the scene described by ``attrs`` (as returned by :meth:`ShapesWorldSplit.attributes`):
+    every template (``"template"``), or every train/val sentence form with canonical words (``"rich"``)."""
+    if _check_vocabulary(vocabulary) == "rich":
+        return shapes_text.rich_paraphrases(attrs)
+    return shapes_text.template_captions(attrs)
 
 
 def caption_for(attrs: dict[str, Any], template: int) -> str:
-    """Caption template number ``template`` of the scene ``attrs``.
+    """Caption template number ``template`` of the scene ``attrs``
+    (:func:`~crossflow_mini.datasets.shapes_text.template_caption`).
 
     ``attrs`` needs ``kind``, ``objects`` (dicts with ``shape``, ``colour``, ``size``) and, for ``single``
     scenes ``position``, for ``pair`` scenes ``relation``; see :meth:`ShapesWorldSplit.attributes`."""
-    kind = attrs["kind"]
-    if kind not in CAPTION_TEMPLATES:
-        raise ValueError(f"unknown scene kind {kind!r}; expected one of {', '.join(SCENE_KINDS)}")
-    templates = CAPTION_TEMPLATES[kind]
-    if not 0 <= template < len(templates):
-        raise ValueError(f"{kind} scenes have caption templates 0..{len(templates) - 1}, got {template}")
-    objects = attrs["objects"]
-    if kind == "single":
-        obj, where = objects[0], POSITION_PHRASES[attrs["position"]]
-        words = SIZE_WORDS[obj["size"]]
-        fields = dict(size=words[0], size_alt=words[1], colour=obj["colour"], shape=obj["shape"],
-                      where=where[0], where_alt=where[1])
-    elif kind == "pair":
-        a, b, rel = objects[0], objects[1], attrs["relation"]
-        fields = dict(colour0=a["colour"], shape0=a["shape"], size0=a["size"],
-                      colour1=b["colour"], shape1=b["shape"], size1=b["size"],
-                      rel=RELATION_PHRASES[rel], inv_rel=RELATION_PHRASES[INVERSE_RELATION[rel]], rel_short=rel)
-    else:
-        n, obj = len(objects), objects[0]
-        fields = dict(number=NUMBER_WORDS[n], digit=str(n), colour=obj["colour"], shapes=SHAPE_PLURALS[obj["shape"]])
-    return templates[template].format(**fields)
+    return shapes_text.template_caption(attrs, template)
+
+
+def _check_vocabulary(vocabulary: str) -> str:
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"unknown caption vocabulary {vocabulary!r}; choose one of {', '.join(VOCABULARIES)}")
+    return vocabulary
 
 
 def _names_only(kind: int, n: int, shapes: np.ndarray, colours: np.ndarray, sizes: np.ndarray,
@@ -538,6 +525,7 @@ def generate_split(split: str, cfg: ShapesDataConfig = ShapesDataConfig()) -> Sh
     n = _split_size(_check_split(split), cfg)
     if cfg.image_size < MIN_IMAGE_SIZE:
         raise ValueError(f"ShapesDataConfig.image_size must be at least {MIN_IMAGE_SIZE}, got {cfg.image_size}")
+    _check_vocabulary(cfg.vocabulary)
     rng = np.random.default_rng(split_seed(split, cfg))
     kinds = rng.permutation(np.arange(n) % len(SCENE_KINDS))
     fraction = {"test": HELDOUT_TEST_FRACTION, JUDGE_SPLIT: JUDGE_HELDOUT_FRACTION}.get(split, 0.0)
@@ -548,17 +536,21 @@ def generate_split(split: str, cfg: ShapesDataConfig = ShapesDataConfig()) -> Sh
     for k, kind in enumerate(SCENE_KINDS):
         rows = np.flatnonzero(kinds == k)
         _SAMPLERS[kind](rng, heldout[rows], scenes, rows)
-        templates[rows] = rng.integers(0, len(CAPTION_TEMPLATES[kind]), len(rows))
-    captions = [
-        caption_for(_names_only(kinds[i], scenes.n_objects[i], scenes.shapes[i], scenes.colours[i], scenes.sizes[i],
-                                scenes.positions[i], scenes.relations[i]), int(templates[i]))
-        for i in range(n)
-    ]
+        templates[rows] = rng.integers(0, len(CAPTION_TEMPLATES[kind]), len(rows))  # drawn in both vocabularies
+    names = [_names_only(kinds[i], scenes.n_objects[i], scenes.shapes[i], scenes.colours[i], scenes.sizes[i],
+                         scenes.positions[i], scenes.relations[i]) for i in range(n)]
+    if cfg.vocabulary == "template":
+        captions = [caption_for(names[i], int(templates[i])) for i in range(n)]
+        test_only = np.zeros(n, dtype=bool)
+    else:  # a separate random stream: the scenes (and `rng`) stay exactly those of the template vocabulary
+        text_rng = np.random.default_rng([split_seed(split, cfg), shapes_text.RICH_CAPTION_STREAM])
+        fraction = shapes_text.TEST_ONLY_WORDING_FRACTION if split == "test" else 0.0
+        captions, test_only = shapes_text.rich_captions(names, text_rng, fraction)
     images = render(scenes.shapes, scenes.colours, scenes.sizes, scenes.centres, cfg.image_size)
     return ShapesWorldSplit(split=split, images=images, captions=captions, kinds=kinds, n_objects=scenes.n_objects,
                             shapes=scenes.shapes, colours=scenes.colours, sizes=scenes.sizes,
                             centres=scenes.centres, positions=scenes.positions, relations=scenes.relations,
-                            heldout=heldout)
+                            heldout=heldout, vocabulary=cfg.vocabulary, test_only_wording=test_only)
 
 
 @functools.lru_cache(maxsize=8)
@@ -596,7 +588,9 @@ def benchmark(n: int = 50_000, image_size: int = REFERENCE_SIZE) -> float:
 __all__ = [
     "SHAPES", "SHAPE_PLURALS", "COLOUR_RGB", "COLOURS", "BACKGROUND_RGB", "SIZES", "SIZE_HALF_EXTENTS",
     "POSITIONS", "POSITION_ANCHORS", "RELATIONS", "INVERSE_RELATION", "SCENE_KINDS", "SPLITS", "MAX_OBJECTS",
-    "HELDOUT_COMBINATIONS", "HELDOUT_TEST_FRACTION", "CAPTION_TEMPLATES", "ShapesWorldSplit", "ShapesWorldDataset",
+    "HELDOUT_COMBINATIONS", "HELDOUT_TEST_FRACTION", "CAPTION_TEMPLATES", "SIZE_WORDS", "POSITION_PHRASES",
+    "RELATION_PHRASES", "NUMBER_WORDS", "VOCABULARIES", "ShapesWorldSplit",
+    "ShapesWorldDataset",
     "generate_split", "load_shapes", "split_seed", "render", "render_masks", "caption_for", "captions_for",
     "position_of", "relation_of", "benchmark",
 ]

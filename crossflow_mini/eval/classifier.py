@@ -62,7 +62,10 @@ class FashionClassifier(nn.Module):
     def predict(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """Predicted class of every image, ``(N,)`` long."""
         self.eval()
-        return torch.cat([self(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+        device = next(self.parameters()).device
+        with torch.no_grad():
+            return torch.cat([self(images[i:i + batch_size].to(device)).argmax(1).cpu()
+                              for i in range(0, len(images), batch_size)])
 
 
 def class_accuracy(classifier: FashionClassifier, images: torch.Tensor,

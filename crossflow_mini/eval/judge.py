@@ -111,11 +111,12 @@ def read_scenes(net: JudgeNet, images: torch.Tensor, batch_size: int = 256) -> l
     from scipy import ndimage
 
     net.eval()
+    device = next(net.parameters()).device
     scenes: list[list[ReadObject]] = []
     for start in range(0, len(images), batch_size):
-        logits = net(images[start:start + batch_size])
-        obj = logits["object"].argmax(1).numpy()
-        probs = {k: logits[k].softmax(1).numpy() for k in ("shape", "colour", "size")}
+        logits = net(images[start:start + batch_size].to(device))
+        obj = logits["object"].argmax(1).cpu().numpy()
+        probs = {k: logits[k].softmax(1).cpu().numpy() for k in ("shape", "colour", "size")}
         size = obj.shape[-1]
         for b in range(obj.shape[0]):
             labels, n = ndimage.label(obj[b])

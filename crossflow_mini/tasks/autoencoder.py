@@ -15,6 +15,7 @@ from ..checkpoints import run_dir
 from ..datasets.fashion import load_fashion
 from ..datasets.shapes import load_shapes
 from ..training import EpochBatches, TrainResult, train
+from ..utils import get_device
 from ..autoencoder import AutoencoderConfig
 from ..datasets.fashion import FashionDataConfig
 from ..datasets.shapes import ShapesDataConfig
@@ -45,25 +46,28 @@ def images(recipe: AutoencoderRecipe, split: str) -> torch.Tensor:
 
 
 def fit(recipe: AutoencoderRecipe, *, name: str | None = None, resume: bool = True,
-        callback: Callable[[int, dict[str, float]], None] | None = None, desc: str = "autoencoder") -> TrainResult:
+        callback: Callable[[int, dict[str, float]], None] | None = None, desc: str = "autoencoder",
+        device: torch.device | str | None = None) -> TrainResult:
     """Train an :class:`ImageAutoencoder` on the recipe's training images; with ``name`` the run is checkpointed
     (and resumed) under ``data/cache/runs``. Returns the :class:`TrainResult` (use ``.ema``)."""
     x = images(recipe, "train")
     torch.manual_seed(recipe.train.seed)
     model = ImageAutoencoder(recipe.model)
     batches = EpochBatches(len(x), recipe.train.batch_size, recipe.train.seed)
-    return train(model, lambda m, idx: m.loss(x[idx]), batches, recipe.train,
-                 run_dir=run_dir(name, recipe) if name else None, resume=resume, callback=callback, desc=desc)
+    return train(model, lambda m, batch: m.loss(batch), lambda step: x[batches(step)], recipe.train,
+                 run_dir=run_dir(name, recipe) if name else None, resume=resume, callback=callback, desc=desc,
+                 device=get_device(device))
 
 
-def train_autoencoder(recipe: AutoencoderRecipe, name: str = "autoencoder") -> tuple[ImageAutoencoder, dict[str, Any]]:
+def train_autoencoder(recipe: AutoencoderRecipe, name: str = "autoencoder",
+                      device: torch.device | str | None = None) -> tuple[ImageAutoencoder, dict[str, Any]]:
     """Train, set the latent scale from data, measure; returns ``(EMA model, metrics)``."""
     t0 = time.perf_counter()
-    result = fit(recipe, name=name)
+    result = fit(recipe, name=name, device=device)
     seconds = time.perf_counter() - t0
     ae = result.ema
     x = images(recipe, "train")
-    ae.fit_latent_scale(x[:recipe.scale_samples])
+    ae.fit_latent_scale(x[:recipe.scale_samples].to(ae.latent_scale.device))
     metrics = evaluate_autoencoder(ae, recipe)
     metrics["train_seconds_this_run"] = round(seconds, 1)
     metrics["train_steps"] = recipe.train.steps

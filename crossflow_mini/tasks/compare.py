@@ -16,29 +16,31 @@ on LAION-scale data and a two-million-parameter model on ShapesWorld are differe
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import json
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
 from .. import checkpoints
-from ..core.baseline import matched_baseline, parameter_count
-from .t2i import T2IRecipe
+from ..core.baseline import matched_baseline
+from ..core.crossflow import CrossFlowModel
+from ..core.flow_model import FlowModel
+from ..core.params import count_parameters, parameter_report, sampling_parameters
+from ..core.transformer import VelocityTransformerConfig
 from ..datasets import shapes as sw
-from ..eval.geneval import PAPER_GENEVAL, mini_geneval
 from ..eval.fid import FIDReference
+from ..eval.geneval import PAPER_GENEVAL, mini_geneval
 from ..eval.judge import JudgeNet
-from ..core.transformer import VelocityTransformerConfig, parameter_report
+from ..training import TrainConfig
 from ..utils import atomic_write_text
 from .fashion import class_accuracy_of
-from .t2i import FlowModel, T2IData, fit, generate, prepare
+from .t2i import Device, T2IData, T2IRecipe, fit, generate, prepare
 
 if TYPE_CHECKING:
     from ..profiles import Profile
-from ..training import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -95,23 +97,17 @@ PAPER: dict[str, Any] = {
 Loader = Callable[[str, Any], tuple[torch.nn.Module, dict[str, Any]]]
 
 
-def inference_parameters(model: torch.nn.Module) -> int:
-    """Parameters a model samples with: all but CrossFlow's image tower, which only serves the contrastive loss."""
-    tower = getattr(model, "image_tower", None)
-    return parameter_count(model) - (parameter_count(tower) if tower is not None else 0)
-
-
 @torch.no_grad()
 def ms_per_image(model: FlowModel, autoencoder: torch.nn.Module, data: T2IData, scale: float, steps: int,
-                 method: str, batch: int) -> float:
+                 method: str, batch: int, device: Device = None) -> float:
     """Wall-clock milliseconds per image (text latent or noise -> ODE -> decoded image) for one batch, best of 2."""
-    tokens, mask = data.text.batch(torch.arange(min(batch, len(data.split))))
+    source = data.text.batch(torch.arange(min(batch, len(data.split))))
     best = float("inf")
     for _ in range(2):
         t0 = time.perf_counter()
-        generate(model, autoencoder, tokens, mask, scale, steps, method, seed=0, batch_size=batch)
+        generate(model, autoencoder, source, scale, steps, method, seed=0, batch_size=batch, device=device)
         best = min(best, time.perf_counter() - t0)
-    return round(1000 * best / len(tokens), 2)
+    return round(1000 * best / len(source), 2)
 
 
 def _model_summary(model: FlowModel, meta: dict[str, Any], recipe: T2IRecipe) -> dict[str, Any]:
@@ -119,7 +115,7 @@ def _model_summary(model: FlowModel, meta: dict[str, Any], recipe: T2IRecipe) ->
     seconds = trained.get("train_seconds_all_parts")
     if seconds is None and not trained.get("resumed_from_step"):  # one part: its time is the whole run's
         seconds = trained.get("train_seconds_this_run")
-    return {"parameters": parameter_count(model), "parameters_for_sampling": inference_parameters(model),
+    return {"parameters": count_parameters(model), "parameters_for_sampling": sampling_parameters(model),
             "by_module": parameter_report(model)["by_module"], "train_steps": recipe.train.steps,
             "batch_size": recipe.train.batch_size,
             "train_seconds": seconds,  # None: a resumed run whose earlier parts were not timed
@@ -127,7 +123,7 @@ def _model_summary(model: FlowModel, meta: dict[str, Any], recipe: T2IRecipe) ->
 
 
 def compare_shapes(models: dict[str, tuple[FlowModel, dict[str, Any], T2IRecipe]], autoencoder: torch.nn.Module,
-                   judge: JudgeNet, cfg: ComparisonConfig) -> dict[str, Any]:
+                   judge: JudgeNet, cfg: ComparisonConfig, device: Device = None) -> dict[str, Any]:
     """mini-GenEval (CFG on and off), FID with floor and ms/image of each method on ShapesWorld test prompts."""
     any_recipe = next(iter(models.values()))[2]
     test_split = sw.load_shapes("test", any_recipe.shapes)
@@ -138,26 +134,27 @@ def compare_shapes(models: dict[str, tuple[FlowModel, dict[str, Any], T2IRecipe]
     for method, (model, meta, recipe) in models.items():
         data = prepare(recipe, "test", autoencoder)
         w = float(meta["metrics"]["chosen_scale"])
-        kw = dict(steps=recipe.sample_steps, method=recipe.sampler, seed=cfg.seed, batch_size=cfg.batch_size)
+        kw = dict(steps=recipe.sample_steps, method=recipe.sampler, seed=cfg.seed, batch_size=cfg.batch_size,
+                  device=device)
 
         def gen(idx: np.ndarray, scale: float) -> torch.Tensor:
-            tokens, mask = data.text.batch(torch.from_numpy(np.asarray(idx)))
-            return generate(model, autoencoder, tokens, mask, scale, **kw)
+            return generate(model, autoencoder, data.text.batch(torch.from_numpy(np.asarray(idx))), scale, **kw)
 
         res = _model_summary(model, meta, recipe) | {"guidance_scale": w}
         res["geneval"] = mini_geneval(lambda ix: gen(ix, w), judge, data.split, cfg.geneval_per_kind)
         res["geneval_cfg_off"] = mini_geneval(lambda ix: gen(ix, 1.0), judge, data.split, cfg.geneval_per_kind)
         res["fid"] = fid_ref.score(gen(np.arange(n), w))
         res["ms_per_image"] = ms_per_image(model, autoencoder, data, w, recipe.sample_steps, recipe.sampler,
-                                           cfg.timing_batch)
+                                           cfg.timing_batch, device)
         res["ms_per_image_cfg_off"] = ms_per_image(model, autoencoder, data, 1.0, recipe.sample_steps,
-                                                   recipe.sampler, cfg.timing_batch)
+                                                   recipe.sampler, cfg.timing_batch, device)
         out[method] = res
     return out
 
 
 def compare_fashion(models: dict[str, tuple[FlowModel, dict[str, Any], T2IRecipe]], autoencoder: torch.nn.Module,
-                    classifier: torch.nn.Module, classifier_accuracy: float, cfg: ComparisonConfig) -> dict[str, Any]:
+                    classifier: torch.nn.Module, classifier_accuracy: float, cfg: ComparisonConfig,
+                    device: Device = None) -> dict[str, Any]:
     """Class accuracy (CFG on and off), FID with floor and ms/image of each method on Fashion-MNIST test captions."""
     out: dict[str, Any] = {"classifier_accuracy_on_real_test_images": classifier_accuracy}
     fid_ref = None
@@ -169,15 +166,15 @@ def compare_fashion(models: dict[str, tuple[FlowModel, dict[str, Any], T2IRecipe
             fid_ref = FIDReference(real[:n], real[n:2 * n], cfg.batch_size)
             out["fid_reference"] = f"the first {n} real test images; floor: the next {n}"
         w = float(meta["metrics"]["chosen_scale"])
-        kw = dict(steps=recipe.sample_steps, method=recipe.sampler, seed=cfg.seed, batch_size=cfg.batch_size)
+        kw = dict(steps=recipe.sample_steps, method=recipe.sampler, seed=cfg.seed, batch_size=cfg.batch_size,
+                  device=device)
         res = _model_summary(model, meta, recipe) | {"guidance_scale": w}
         res["class_accuracy"] = class_accuracy_of(model, autoencoder, classifier, data, cfg.class_samples, w, **kw)
         res["class_accuracy_cfg_off"] = class_accuracy_of(model, autoencoder, classifier, data, cfg.class_samples,
                                                           1.0, **kw)
-        tokens, mask = data.text.batch(torch.arange(fid_ref.n))
-        res["fid"] = fid_ref.score(generate(model, autoencoder, tokens, mask, w, **kw))
+        res["fid"] = fid_ref.score(generate(model, autoencoder, data.text.batch(torch.arange(fid_ref.n)), w, **kw))
         res["ms_per_image"] = ms_per_image(model, autoencoder, data, w, recipe.sample_steps, recipe.sampler,
-                                           cfg.timing_batch)
+                                           cfg.timing_batch, device)
         out[method] = res
     return out
 
@@ -190,7 +187,7 @@ def winner(scores: dict[str, float], higher_is_better: bool = True) -> str:
     return "crossflow" if (a > b) == higher_is_better else "baseline"
 
 
-def run_comparison(profile: Profile, load: Loader, referees: dict[str, Any]) -> dict[str, Any]:
+def run_comparison(profile: Profile, load: Loader, referees: dict[str, Any], device: Device = None) -> dict[str, Any]:
     """The side-by-side numbers of ``data/results/t2i_comparison.json``. ``load(name, cfg) -> (model, meta)`` finds
     (or trains) each checkpoint; ``referees`` holds the autoencoders, the judge and the classifier."""
     cfg = profile.t2i_compare
@@ -202,13 +199,13 @@ def run_comparison(profile: Profile, load: Loader, referees: dict[str, Any]) -> 
             model, meta = load(CHECKPOINTS[dataset, method], recipes[dataset, method])
             models[method] = (model, meta, recipes[dataset, method])
         if dataset == "shapes":
-            out[dataset] = compare_shapes(models, referees["autoencoder_shapes"], referees["judge"], cfg)
+            out[dataset] = compare_shapes(models, referees["autoencoder_shapes"], referees["judge"], cfg, device)
             out[dataset]["winner"] = {
                 "geneval_overall": winner({m: out[dataset][m]["geneval"]["all"]["overall"] for m in METHODS}),
                 "fid": winner({m: out[dataset][m]["fid"]["fid"] for m in METHODS}, higher_is_better=False)}
         else:
             out[dataset] = compare_fashion(models, referees["autoencoder_fashion"], referees["classifier"],
-                                           referees["classifier_accuracy"], cfg)
+                                           referees["classifier_accuracy"], cfg, device)
             out[dataset]["winner"] = {
                 "class_accuracy": winner({m: out[dataset][m]["class_accuracy"]["class_accuracy"] for m in METHODS}),
                 "fid": winner({m: out[dataset][m]["fid"]["fid"] for m in METHODS}, higher_is_better=False)}
@@ -221,31 +218,33 @@ def scaling_recipes(base: T2IRecipe, base_baseline: T2IRecipe, cfg: ScalingConfi
     model of the given width (velocity of the given depth), and the parameter-matched baseline beside each."""
     runs: dict[str, T2IRecipe] = {}
     for width, depth in cfg.sizes:
-        ve = dataclasses.replace(base.model.text_ve, width=width)
+        ve = dataclasses.replace(base.model.source, width=width)
         velocity: VelocityTransformerConfig = dataclasses.replace(base.model.velocity, width=width, depth=depth)
-        model = dataclasses.replace(base.model, text_ve=ve, velocity=velocity)
+        model = dataclasses.replace(base.model, source=ve, velocity=velocity)
         runs[f"crossflow:{width}x{depth}"] = dataclasses.replace(base, model=model, train=cfg.train)
-        matched = matched_baseline(model, p_uncond=base_baseline.model.p_uncond,
-                                   time_sampler=base_baseline.model.time_sampler)
+        template = dataclasses.replace(base_baseline.model, velocity=dataclasses.replace(
+            base_baseline.model.velocity, width=width, depth=depth, heads=velocity.heads))
+        matched = matched_baseline(CrossFlowModel(model), template)
         runs[f"baseline:{width}x{depth}"] = dataclasses.replace(base_baseline, model=matched, train=cfg.train)
     return runs
 
 
 def scaling_point(model: FlowModel, recipe: T2IRecipe, autoencoder: torch.nn.Module, judge: JudgeNet,
-                  test: T2IData, cfg: ScalingConfig, seed: int = 0) -> dict[str, Any]:
+                  test: T2IData, cfg: ScalingConfig, seed: int = 0, device: Device = None) -> dict[str, Any]:
     """mini-GenEval of one (method, size, length) point at every scale of ``cfg.scales``."""
     out: dict[str, Any] = {}
     for w in cfg.scales:
         def gen(idx: np.ndarray) -> torch.Tensor:
-            tokens, mask = test.text.batch(torch.from_numpy(np.asarray(idx)))
-            return generate(model, autoencoder, tokens, mask, w, recipe.sample_steps, recipe.sampler, seed)
+            return generate(model, autoencoder, test.text.batch(torch.from_numpy(np.asarray(idx))), w,
+                            recipe.sample_steps, recipe.sampler, seed, device=device)
 
         out[f"w={w:g}"] = mini_geneval(gen, judge, test.split, cfg.geneval_per_kind)["all"]
     return out
 
 
 def run_scaling_run(label: str, recipe: T2IRecipe, train_data: T2IData, test: T2IData, autoencoder: torch.nn.Module,
-                    judge: JudgeNet, cfg: ScalingConfig, name: str | None = None) -> dict[str, Any]:
+                    judge: JudgeNet, cfg: ScalingConfig, name: str | None = None,
+                    device: Device = None) -> dict[str, Any]:
     """Train one (method, size) run to ``max(cfg.steps)``, judging its EMA weights at every length in
     ``cfg.steps``. With ``name`` the run is resumable and each judged point is kept beside its training state."""
     points: dict[str, Any] = {}
@@ -254,25 +253,26 @@ def run_scaling_run(label: str, recipe: T2IRecipe, train_data: T2IData, test: T2
         points = json.loads(store.read_text())
 
     def on_snapshot(step: int, ema: torch.nn.Module) -> None:
-        points[str(step)] = scaling_point(ema, recipe, autoencoder, judge, test, cfg)
+        points[str(step)] = scaling_point(ema, recipe, autoencoder, judge, test, cfg, device=device)
         if store is not None:
             atomic_write_text(store, json.dumps(points, indent=1))
 
     t0 = time.perf_counter()
-    result = fit(recipe, train_data, name=name, desc=label, snapshot_steps=cfg.steps, on_snapshot=on_snapshot)
+    result = fit(recipe, train_data, name=name, desc=label, snapshot_steps=cfg.steps, on_snapshot=on_snapshot,
+                 device=device)
     missing = [s for s in cfg.steps if str(s) not in points]
     if missing:  # a finished run found again without its points (e.g. the points file was deleted)
         raise RuntimeError(f"run {label} has no judged points for steps {missing}; delete "
                            f"{checkpoints.run_dir(name, recipe)} and rerun the study")
     model = result.ema
-    return {"parameters": parameter_count(model), "parameters_for_sampling": inference_parameters(model),
+    return {"parameters": count_parameters(model), "parameters_for_sampling": sampling_parameters(model),
             "width": recipe.model.velocity.width, "depth": recipe.model.velocity.depth,
             "train_seconds": None if result.seconds is None else round(result.seconds, 1),
             "wall_seconds_this_run": round(time.perf_counter() - t0, 1),
             "points": {s: points[str(s)] for s in cfg.steps}}
 
 
-def run_scaling(profile: Profile, autoencoder: torch.nn.Module, judge: JudgeNet) -> dict[str, Any]:
+def run_scaling(profile: Profile, autoencoder: torch.nn.Module, judge: JudgeNet, device: Device = None) -> dict[str, Any]:
     """The numbers of ``data/results/t2i_scaling.json``: every (method, size) run and its judged points."""
     cfg = profile.t2i_scaling
     base = profile.t2i_shapes
@@ -281,10 +281,10 @@ def run_scaling(profile: Profile, autoencoder: torch.nn.Module, judge: JudgeNet)
                            "scales": list(cfg.scales), "split": "test", "paper": PAPER["fig3_scaling"], "runs": {}}
     for label, recipe in scaling_recipes(base, profile.t2i_baseline_shapes, cfg).items():
         out["runs"][label] = run_scaling_run(label, recipe, train_data, test, autoencoder, judge, cfg,
-                                             name=f"t2i_scaling_{label.replace(':', '_')}")
+                                             name=f"t2i_scaling_{label.replace(':', '_')}", device=device)
     return out
 
 
-__all__ = ["METHODS", "CHECKPOINTS", "PAPER", "inference_parameters", "ms_per_image", "compare_shapes",
+__all__ = ["METHODS", "CHECKPOINTS", "PAPER", "ms_per_image", "compare_shapes",
            "compare_fashion", "winner", "run_comparison", "scaling_recipes", "scaling_point", "run_scaling_run",
            "run_scaling"]

@@ -20,8 +20,10 @@ from ..eval.classifier import FashionClassifier, class_accuracy
 from .t2i import T2IRecipe
 from ..datasets.fashion import load_fashion
 from ..training import EpochBatches, train
-from ..core.transformer import parameter_report
-from .t2i import FlowModel, T2IData, choose_scale, fit_and_time, generate, prepare
+from ..utils import get_device
+from ..core.flow_model import FlowModel
+from ..core.params import parameter_report
+from .t2i import Device, T2IData, choose_scale, fit_and_time, generate, prepare
 
 if TYPE_CHECKING:
     from .compare import ComparisonConfig
@@ -39,8 +41,8 @@ class ClassifierRecipe:
     fashion: FashionDataConfig = FashionDataConfig()
 
 
-def train_classifier(recipe: ClassifierRecipe, name: str = "classifier_fashion") -> tuple[FashionClassifier,
-                                                                                          dict[str, Any]]:
+def train_classifier(recipe: ClassifierRecipe, name: str = "classifier_fashion",
+                     device: torch.device | str | None = None) -> tuple[FashionClassifier, dict[str, Any]]:
     """Train on the real training photos; measure on the real test photos, which it never sees."""
     split = load_fashion("train", recipe.fashion)
     images = split.images_tensor(recipe.model.image_size)
@@ -49,8 +51,12 @@ def train_classifier(recipe: ClassifierRecipe, name: str = "classifier_fashion")
     net = FashionClassifier(recipe.model)
     batches = EpochBatches(len(split), recipe.train.batch_size, recipe.train.seed)
     t0 = time.perf_counter()
-    result = train(net, lambda m, idx: m.loss(images[idx], labels[idx]), batches, recipe.train, desc="classifier",
-                   run_dir=run_dir(name, recipe))
+    def batch_fn(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = batches(step)
+        return images[idx], labels[idx]
+
+    result = train(net, lambda m, batch: m.loss(*batch), batch_fn, recipe.train, desc="classifier",
+                   run_dir=run_dir(name, recipe), device=get_device(device))
     metrics = evaluate_classifier(result.ema, recipe)
     metrics["train_seconds_this_run"] = round(time.perf_counter() - t0, 1)
     return result.ema, metrics
@@ -65,22 +71,21 @@ def evaluate_classifier(net: FashionClassifier, recipe: ClassifierRecipe) -> dic
 
 def class_accuracy_of(model: FlowModel, autoencoder: torch.nn.Module, classifier: FashionClassifier,
                       data: T2IData, n: int, scale: float, steps: int, method: str = "euler", seed: int = 0,
-                      batch_size: int = 250) -> dict[str, Any]:
+                      batch_size: int = 250, device: Device = None) -> dict[str, Any]:
     """Generate for the first ``n`` captions of ``data`` at one guidance scale; the classifier's accuracy on them."""
     t0 = time.perf_counter()
     idx = torch.arange(min(n, len(data.split)))
-    tokens, mask = data.text.batch(idx)
-    images = generate(model, autoencoder, tokens, mask, scale, steps, method, seed, batch_size)
+    images = generate(model, autoencoder, data.text.batch(idx), scale, steps, method, seed, batch_size, device)
     acc = class_accuracy(classifier, images, data.split.labels[idx.numpy()])
     return {"class_accuracy": round(acc, 4), "n": len(idx), "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def evaluate_fashion_t2i(model: FlowModel, recipe: T2IRecipe, autoencoder: torch.nn.Module,
-                         classifier: FashionClassifier, cfg: ComparisonConfig) -> dict[str, Any]:
+                         classifier: FashionClassifier, cfg: ComparisonConfig, device: Device = None) -> dict[str, Any]:
     """Choose w by class accuracy on training captions; report class accuracy on the test captions at the chosen
     w (CFG on) and at w = 1 (CFG off)."""
-    model.eval()
-    kw = dict(steps=recipe.sample_steps, method=recipe.sampler, seed=cfg.seed, batch_size=cfg.batch_size)
+    kw = dict(steps=recipe.sample_steps, method=recipe.sampler, seed=cfg.seed, batch_size=cfg.batch_size,
+              device=device)
     train_data, test = prepare(recipe, "train", autoencoder), prepare(recipe, "test", autoencoder)
     sweep = {f"w={w:g}": class_accuracy_of(model, autoencoder, classifier, train_data, cfg.choose_samples, w, **kw)
              for w in cfg.scales}
@@ -95,9 +100,9 @@ def evaluate_fashion_t2i(model: FlowModel, recipe: T2IRecipe, autoencoder: torch
 
 
 def train_fashion_t2i(recipe: T2IRecipe, autoencoder: torch.nn.Module, classifier: FashionClassifier,
-                      cfg: ComparisonConfig, name: str) -> tuple[FlowModel, dict[str, Any]]:
+                      cfg: ComparisonConfig, name: str, device: Device = None) -> tuple[FlowModel, dict[str, Any]]:
     """Prepare, train (resumable) and measure a Fashion-MNIST text-to-image model; ``(EMA model, metrics)``."""
-    result, metrics = fit_and_time(recipe, autoencoder, name)
+    result, metrics = fit_and_time(recipe, autoencoder, name, device)
     metrics["parameters"] = parameter_report(result.ema)
-    metrics |= evaluate_fashion_t2i(result.ema, recipe, autoencoder, classifier, cfg)
+    metrics |= evaluate_fashion_t2i(result.ema, recipe, autoencoder, classifier, cfg, device)
     return result.ema, metrics

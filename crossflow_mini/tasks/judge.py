@@ -13,6 +13,7 @@ from ..checkpoints import run_dir
 from ..datasets.shapes import JUDGE_SPLIT, load_shapes
 from ..eval.judge import JudgeNet, judge_accuracy, judge_loss, pixel_targets
 from ..training import EpochBatches, train
+from ..utils import get_device
 from ..datasets.shapes import ShapesDataConfig
 from ..eval.judge import JudgeConfig
 from ..training import TrainConfig
@@ -27,7 +28,8 @@ class JudgeRecipe:
     shapes: ShapesDataConfig = ShapesDataConfig()
 
 
-def train_judge(recipe: JudgeRecipe, name: str = "judge_shapes") -> tuple[JudgeNet, dict[str, Any]]:
+def train_judge(recipe: JudgeRecipe, name: str = "judge_shapes",
+                device: torch.device | str | None = None) -> tuple[JudgeNet, dict[str, Any]]:
     """Train on the ``judge`` split's renders (all shape-colour combinations; targets from the renderer's exact
     masks); measure on the test split, which it never sees."""
     split = load_shapes(JUDGE_SPLIT, recipe.shapes)
@@ -36,12 +38,13 @@ def train_judge(recipe: JudgeRecipe, name: str = "judge_shapes") -> tuple[JudgeN
     net = JudgeNet(recipe.model)
     batches = EpochBatches(len(split), recipe.train.batch_size, recipe.train.seed)
 
-    def loss_fn(model: JudgeNet, idx: torch.Tensor):
-        return judge_loss(model, images[idx], pixel_targets(split, idx.numpy()))
+    def batch_fn(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        idx = batches(step)
+        return images[idx], pixel_targets(split, idx.numpy())
 
     t0 = time.perf_counter()
-    result = train(net, loss_fn, batches, recipe.train, desc="judge",
-                   run_dir=run_dir(name, recipe))
+    result = train(net, lambda model, batch: judge_loss(model, *batch), batch_fn, recipe.train, desc="judge",
+                   run_dir=run_dir(name, recipe), device=get_device(device))
     metrics = evaluate_judge(result.ema, recipe)
     metrics["train_seconds_this_run"] = round(time.perf_counter() - t0, 1)
     return result.ema, metrics

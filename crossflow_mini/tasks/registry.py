@@ -1,9 +1,14 @@
-"""Recipes: how each named checkpoint is built, trained, measured and found again.
+"""The registry: every named checkpoint and study, and how each is found again, trained and measured.
 
-The CLI (``python -m crossflow_mini train NAME``) and the notebooks call the same recipe, so a number in
-``data/results`` and the same number in a notebook come from the same code. ``load(NAME)`` returns the
-model for the active profile: the shipped weights when their config matches, else the cache, else - where
-the profile allows it - a fresh training run.
+The CLI (``python -m crossflow_mini train NAME``) and the notebooks call the same functions, so a number in
+``data/results`` and the same number in a notebook come from the same code. :func:`load` returns a model for the
+active profile: the shipped weights when their recipe matches, else the cache, else - where the profile allows
+it - a fresh training run; on the profile's device, in eval mode.
+
+Words: a *recipe* is the config dataclass that determines a checkpoint (model + training + data, e.g.
+:class:`~crossflow_mini.tasks.t2i.T2IRecipe`); a *named checkpoint* (:class:`NamedCheckpoint`) says which recipe a
+profile uses and how to build, train and measure it; a *study* (:class:`Study`) is a command that measures and
+writes ``data/results/NAME.json`` without shipping a checkpoint.
 """
 
 from __future__ import annotations
@@ -19,81 +24,99 @@ import torch
 
 from .. import checkpoints
 from ..autoencoder import ImageAutoencoder
-from ..core.baseline import BaselineModel
-from ..core.crossflow import CrossFlowModel
+from ..configs import config_hash, to_dict
+from ..core.build import build_model
+from ..eval.classifier import FashionClassifier
 from ..eval.judge import JudgeNet
 from ..paths import RESULTS_DIR, ROOT
 from ..profiles import Profile, get_profile
-from ..configs import config_hash, to_dict
 from ..utils import atomic_write_text
-from ..eval.classifier import FashionClassifier
-from . import autoencoder as ae_recipe
-from . import compare
-from . import fashion as fashion_recipe
-from . import judge as judge_recipe
-from . import t2i as t2i_recipe
+from . import ablation, autoencoder, compare, fashion, judge, t2i
 
 
 @dataclass(frozen=True)
-class Recipe:
+class NamedCheckpoint:
+    """A named checkpoint: how its recipe is chosen for a profile, how its model is built, trained and measured.
+
+    ``train(recipe, name, profile) -> (model, metrics)`` and ``evaluate(model, recipe, profile) -> metrics``."""
+
     name: str
     description: str
-    config: Callable[[Profile], Any]  # the recipe config for a profile
-    build: Callable[[Any], torch.nn.Module]  # an untrained model for a config
-    train: Callable[[Any, str], tuple[torch.nn.Module, dict[str, Any]]]  # (config, name) -> (model, metrics)
-    evaluate: Callable[[torch.nn.Module, Any], dict[str, Any]]  # (model, config) -> metrics
+    recipe: Callable[[Profile], Any]
+    build: Callable[[Any], torch.nn.Module]
+    train: Callable[[Any, str, Profile], tuple[torch.nn.Module, dict[str, Any]]]
+    evaluate: Callable[[torch.nn.Module, Any, Profile], dict[str, Any]]
 
 
-def _fashion_referees(cfg: Any) -> tuple[torch.nn.Module, torch.nn.Module]:
-    profile = get_profile()
-    return (autoencoder_for(cfg, profile),
-            dependency("classifier_fashion", profile.classifier_fashion, profile.train_missing))
+def _autoencoder(recipe: Any, profile: Profile) -> torch.nn.Module:
+    """The autoencoder a flow recipe builds on (``autoencoder_shapes`` or ``autoencoder_fashion``)."""
+    return load(f"autoencoder_{recipe.autoencoder.dataset}", recipe.autoencoder, profile)
 
 
-def _train_fashion(cfg: Any, name: str) -> tuple[torch.nn.Module, dict[str, Any]]:
-    return fashion_recipe.train_fashion_t2i(cfg, *_fashion_referees(cfg), get_profile().t2i_compare, name)
+def _judge(profile: Profile) -> torch.nn.Module:
+    return load("judge_shapes", profile=profile)
 
 
-def _evaluate_fashion(model: torch.nn.Module, cfg: Any) -> dict[str, Any]:
-    return fashion_recipe.evaluate_fashion_t2i(model, cfg, *_fashion_referees(cfg), get_profile().t2i_compare)
+def _classifier(profile: Profile) -> torch.nn.Module:
+    return load("classifier_fashion", profile=profile)
 
 
-RECIPES: dict[str, Recipe] = {
-    "autoencoder_shapes": Recipe(
-        "autoencoder_shapes", "AutoencoderKL for ShapesWorld, 3 x 32 x 32 <-> 4 x 8 x 8",
-        lambda p: p.autoencoder_shapes, lambda r: ImageAutoencoder(r.model),
-        ae_recipe.train_autoencoder, ae_recipe.evaluate_autoencoder),
-    "autoencoder_fashion": Recipe(
-        "autoencoder_fashion", "AutoencoderKL for Fashion-MNIST, 1 x 32 x 32 (padded 28 x 28) <-> 4 x 8 x 8",
-        lambda p: p.autoencoder_fashion, lambda r: ImageAutoencoder(r.model),
-        ae_recipe.train_autoencoder, ae_recipe.evaluate_autoencoder),
-    "judge_shapes": Recipe(
-        "judge_shapes", "ShapesWorld judge: reads shape, colour, size, position and count back from an image",
-        lambda p: p.judge, lambda r: JudgeNet(r.model), judge_recipe.train_judge, judge_recipe.evaluate_judge),
-    "t2i_shapes": Recipe(
-        "t2i_shapes", "CrossFlow text-to-image on ShapesWorld: Text VE + velocity transformer, no noise, no "
-        "cross-attention", lambda p: p.t2i_shapes, lambda r: CrossFlowModel(r.model),
-        lambda cfg, name: t2i_recipe.train_t2i(cfg, *_referees(cfg), get_profile().t2i_eval, name),
-        lambda model, cfg: t2i_recipe.evaluate_t2i(model, cfg, *_referees(cfg), get_profile().t2i_eval)),
-    "t2i_baseline_shapes": Recipe(
-        "t2i_baseline_shapes", "standard flow matching on ShapesWorld: noise -> image with cross-attention to the "
-        "MiniLM tokens, CrossFlow's size and training run", lambda p: p.t2i_baseline_shapes,
-        lambda r: BaselineModel(r.model),
-        lambda cfg, name: t2i_recipe.train_t2i(cfg, *_referees(cfg), get_profile().t2i_eval, name),
-        lambda model, cfg: t2i_recipe.evaluate_t2i(model, cfg, *_referees(cfg), get_profile().t2i_eval)),
-    "classifier_fashion": Recipe(
-        "classifier_fashion", "Fashion-MNIST classifier trained on the real training photos: the class-accuracy "
-        "referee", lambda p: p.classifier_fashion, lambda r: FashionClassifier(r.model),
-        fashion_recipe.train_classifier, fashion_recipe.evaluate_classifier),
-    "t2i_fashion": Recipe(
-        "t2i_fashion", "CrossFlow text-to-image on Fashion-MNIST (captions from class names)",
-        lambda p: p.t2i_fashion, lambda r: CrossFlowModel(r.model), _train_fashion, _evaluate_fashion),
-    "t2i_baseline_fashion": Recipe(
-        "t2i_baseline_fashion", "standard flow matching on Fashion-MNIST, CrossFlow's size and training run",
-        lambda p: p.t2i_baseline_fashion, lambda r: BaselineModel(r.model), _train_fashion,
-        _evaluate_fashion),
-}
+def _train_t2i(recipe: Any, name: str, profile: Profile):
+    return t2i.train_t2i(recipe, _autoencoder(recipe, profile), _judge(profile), profile.t2i_eval, name,
+                         profile.device)
 
+
+def _evaluate_t2i(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
+    return t2i.evaluate_t2i(model, recipe, _autoencoder(recipe, profile), _judge(profile), profile.t2i_eval,
+                            profile.device)
+
+
+def _train_fashion(recipe: Any, name: str, profile: Profile):
+    return fashion.train_fashion_t2i(recipe, _autoencoder(recipe, profile), _classifier(profile),
+                                     profile.t2i_compare, name, profile.device)
+
+
+def _evaluate_fashion(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
+    return fashion.evaluate_fashion_t2i(model, recipe, _autoencoder(recipe, profile), _classifier(profile),
+                                        profile.t2i_compare, profile.device)
+
+
+def _train_plain(fn: Callable) -> Callable[[Any, str, Profile], tuple[torch.nn.Module, dict[str, Any]]]:
+    return lambda recipe, name, profile: fn(recipe, name, device=profile.device)
+
+
+def _evaluate_plain(fn: Callable) -> Callable[[torch.nn.Module, Any, Profile], dict[str, Any]]:
+    return lambda model, recipe, profile: fn(model, recipe)
+
+
+def _flow_model(recipe: Any) -> torch.nn.Module:
+    return build_model(recipe.model)
+
+
+CHECKPOINTS: dict[str, NamedCheckpoint] = {c.name: c for c in (
+    NamedCheckpoint("autoencoder_shapes", "AutoencoderKL for ShapesWorld, 3 x 32 x 32 <-> 4 x 8 x 8",
+                    lambda p: p.autoencoder_shapes, lambda r: ImageAutoencoder(r.model),
+                    _train_plain(autoencoder.train_autoencoder), _evaluate_plain(autoencoder.evaluate_autoencoder)),
+    NamedCheckpoint("autoencoder_fashion", "AutoencoderKL for Fashion-MNIST, 1 x 32 x 32 (padded 28 x 28) <-> 4 x 8 x 8",
+                    lambda p: p.autoencoder_fashion, lambda r: ImageAutoencoder(r.model),
+                    _train_plain(autoencoder.train_autoencoder), _evaluate_plain(autoencoder.evaluate_autoencoder)),
+    NamedCheckpoint("judge_shapes", "ShapesWorld judge: reads shape, colour, size, position and count back from "
+                    "an image", lambda p: p.judge, lambda r: JudgeNet(r.model),
+                    _train_plain(judge.train_judge), _evaluate_plain(judge.evaluate_judge)),
+    NamedCheckpoint("t2i_shapes", "CrossFlow text-to-image on ShapesWorld: Text VE + velocity transformer, no "
+                    "noise, no cross-attention", lambda p: p.t2i_shapes, _flow_model, _train_t2i, _evaluate_t2i),
+    NamedCheckpoint("t2i_baseline_shapes", "standard flow matching on ShapesWorld: noise -> image with "
+                    "cross-attention to the MiniLM tokens, CrossFlow's size and training run",
+                    lambda p: p.t2i_baseline_shapes, _flow_model, _train_t2i, _evaluate_t2i),
+    NamedCheckpoint("classifier_fashion", "Fashion-MNIST classifier trained on the real training photos: the "
+                    "class-accuracy referee", lambda p: p.classifier_fashion, lambda r: FashionClassifier(r.model),
+                    _train_plain(fashion.train_classifier), _evaluate_plain(fashion.evaluate_classifier)),
+    NamedCheckpoint("t2i_fashion", "CrossFlow text-to-image on Fashion-MNIST (captions from class names)",
+                    lambda p: p.t2i_fashion, _flow_model, _train_fashion, _evaluate_fashion),
+    NamedCheckpoint("t2i_baseline_fashion", "standard flow matching on Fashion-MNIST, CrossFlow's size and "
+                    "training run", lambda p: p.t2i_baseline_fashion, _flow_model, _train_fashion,
+                    _evaluate_fashion),
+)}
 
 
 @dataclass(frozen=True)
@@ -106,34 +129,27 @@ class Study:
 
 
 def _run_ablation(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    ae, judge = _referees(profile.t2i_shapes, profile)
-    return profile.t2i_ablation, t2i_recipe.run_ablation(profile.t2i_shapes, profile.t2i_ablation, ae, judge)
-
-
-def load_with_meta(name: str, cfg: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The checkpoint ``name`` for config ``cfg`` in eval mode, and its ``config.json`` (with the metrics measured
-    when it was trained, e.g. the guidance scale chosen on validation prompts)."""
-    recipe = get_recipe(name)
-    model, meta = checkpoints.load_or_train(name, cfg, recipe.build, lambda c: recipe.train(c, name),
-                                            allow_train=get_profile().train_missing)
-    return model.eval(), meta
+    base = profile.t2i_shapes
+    return profile.t2i_ablation, ablation.run_ablation(base, profile.t2i_ablation, _autoencoder(base, profile),
+                                                       _judge(profile), device=profile.device)
 
 
 def _run_comparison(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    classifier, meta = load_with_meta("classifier_fashion", profile.classifier_fashion)
-    referees = {"autoencoder_shapes": autoencoder_for(profile.t2i_shapes, profile),
-                "autoencoder_fashion": autoencoder_for(profile.t2i_fashion, profile),
-                "judge": dependency("judge_shapes", profile.judge, profile.train_missing),
-                "classifier": classifier, "classifier_accuracy": meta["metrics"]["test_accuracy"]}
+    classifier, meta = find("classifier_fashion", profile=profile)
+    referees = {"autoencoder_shapes": _autoencoder(profile.t2i_shapes, profile),
+                "autoencoder_fashion": _autoencoder(profile.t2i_fashion, profile),
+                "judge": _judge(profile), "classifier": classifier,
+                "classifier_accuracy": meta["metrics"]["test_accuracy"]}
     cfg = {"compare": profile.t2i_compare, **{name: getattr(profile, name) for name in compare.CHECKPOINTS.values()}}
-    return cfg, compare.run_comparison(profile, load_with_meta, referees)
+    return cfg, compare.run_comparison(profile, lambda name, recipe: find(name, recipe, profile), referees,
+                                       profile.device)
 
 
 def _run_scaling(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    ae, judge = _referees(profile.t2i_shapes, profile)
     cfg = {"scaling": profile.t2i_scaling, "crossflow_base": profile.t2i_shapes,
            "baseline_base": profile.t2i_baseline_shapes}
-    return cfg, compare.run_scaling(profile, ae, judge)
+    return cfg, compare.run_scaling(profile, _autoencoder(profile.t2i_shapes, profile), _judge(profile),
+                                    profile.device)
 
 
 STUDIES: dict[str, Study] = {
@@ -148,28 +164,35 @@ STUDIES: dict[str, Study] = {
 STUDY_GROUPS: dict[str, tuple[str, ...]] = {"t2i": ("t2i_comparison", "t2i_scaling")}
 
 
-def dependency(name: str, cfg: Any, allow_train: bool | None = None) -> torch.nn.Module:
-    """The checkpoint ``name`` for the recipe config ``cfg`` (shipped, cached, or - where the active profile
-    allows it - trained now), in eval mode: what a recipe that builds on another one (the flow model on the
-    autoencoder) loads."""
-    recipe = get_recipe(name)
-    allow = get_profile().train_missing if allow_train is None else allow_train
-    model, _ = checkpoints.load_or_train(name, cfg, recipe.build, lambda c: recipe.train(c, name), allow_train=allow)
-    return model.eval()
+# ------------------------------------------------------------------------------------------------ finding
+def get(name: str) -> NamedCheckpoint:
+    """The named checkpoint ``name``; an unknown name lists the known ones."""
+    if name not in CHECKPOINTS:
+        raise KeyError(f"unknown checkpoint {name!r}; known: {', '.join(sorted(CHECKPOINTS))} "
+                       f"(`python -m crossflow_mini list`)")
+    return CHECKPOINTS[name]
 
 
-def _referees(cfg: Any, profile: Profile | None = None) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The autoencoder a text-to-image recipe builds on, and the profile's judge (default: the active one)."""
+def find(name: str, recipe: Any = None, profile: Profile | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The checkpoint ``name`` built from ``recipe`` (default: the profile's recipe for it) and its ``config.json``
+    (with the metrics measured when it was trained, e.g. the guidance scale chosen on validation prompts).
+
+    Shipped weights, then the cache, then - where ``profile.train_missing`` allows it - a training run whose
+    result goes to the cache. The model comes back in eval mode on ``profile.device``."""
     profile = profile or get_profile()
-    return autoencoder_for(cfg, profile), dependency("judge_shapes", profile.judge, profile.train_missing)
+    entry = get(name)
+    recipe = entry.recipe(profile) if recipe is None else recipe
+    model, meta = checkpoints.load_or_train(name, recipe, entry.build, lambda r: entry.train(r, name, profile),
+                                            allow_train=profile.train_missing)
+    return model.to(profile.device).eval(), meta
 
 
-def autoencoder_for(cfg: Any, profile: Profile | None = None) -> torch.nn.Module:
-    """The autoencoder of a text-to-image recipe config (``autoencoder_shapes`` or ``autoencoder_fashion``)."""
-    profile = profile or get_profile()
-    return dependency(f"autoencoder_{cfg.autoencoder.dataset}", cfg.autoencoder, profile.train_missing)
+def load(name: str, recipe: Any = None, profile: Profile | None = None) -> torch.nn.Module:
+    """:func:`find` without the meta: the model alone."""
+    return find(name, recipe, profile)[0]
 
 
+# ---------------------------------------------------------------------------------------------- commands
 def run_study(name: str, profile: Profile | None = None) -> dict[str, Any]:
     """Run the study ``name`` (see :data:`STUDIES`) for ``profile`` and write its results file."""
     profile = profile or get_profile()
@@ -186,6 +209,10 @@ def write_study(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any]) 
     return _write_blob(name, profile, cfg, metrics, "reproduce", {})
 
 
+def results_path(name: str) -> Path:
+    return RESULTS_DIR / f"{name}.json"
+
+
 def load_results(name: str) -> dict[str, Any]:
     """The stored ``data/results/<name>.json`` (what a notebook shows when it does not rerun a study)."""
     path = results_path(name)
@@ -193,26 +220,6 @@ def load_results(name: str) -> dict[str, Any]:
         raise FileNotFoundError(f"{path} is missing; create it with `CROSSFLOW_PROFILE=full python -m "
                                 f"crossflow_mini {'reproduce' if name in STUDIES else 'train'} {name}`")
     return json.loads(path.read_text())
-
-
-def get_recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise KeyError(f"unknown checkpoint {name!r}; known: {', '.join(sorted(RECIPES))} "
-                       f"(`python -m crossflow_mini list`)")
-    return RECIPES[name]
-
-
-def load(name: str, profile: Profile | None = None) -> torch.nn.Module:
-    """The model ``name`` for ``profile`` (default: the active one), in eval mode."""
-    profile = profile or get_profile()
-    recipe = get_recipe(name)
-    model, _ = checkpoints.load_or_train(name, recipe.config(profile), recipe.build,
-                                         lambda cfg: recipe.train(cfg, name), allow_train=profile.train_missing)
-    return model
-
-
-def results_path(name: str) -> Path:
-    return RESULTS_DIR / f"{name}.json"
 
 
 def write_results(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any], checkpoint_dir: Path) -> Path:
@@ -230,7 +237,8 @@ def _write_blob(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any], 
             "command": f"CROSSFLOW_PROFILE={profile.name} python -m crossflow_mini {verb} {name}",
             "metrics": metrics, "config": to_dict(cfg),
             "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                            "machine": platform.machine(), "python": platform.python_version()}}
+                            "device": str(profile.device), "machine": platform.machine(),
+                            "python": platform.python_version()}}
     path = results_path(name)
     atomic_write_text(path, json.dumps(blob, indent=2) + "\n")
     return path
@@ -243,22 +251,22 @@ def train_and_save(name: str, profile: Profile | None = None, ship: bool | None 
     With the shipped config (``course``/``full`` profiles) the weights go to ``data/checkpoints/<name>`` and
     the metrics to ``data/results/<name>.json``; a ``smoke`` run only fills the cache."""
     profile = profile or get_profile()
-    recipe = get_recipe(name)
-    cfg = recipe.config(profile)
+    entry = get(name)
+    recipe = entry.recipe(profile)
     if fresh:
-        shutil.rmtree(checkpoints.run_dir(name, cfg), ignore_errors=True)
+        shutil.rmtree(checkpoints.run_dir(name, recipe), ignore_errors=True)
     ship = profile.name != "smoke" if ship is None else ship
-    out = checkpoints.shipped_dir(name) if ship else checkpoints.cached_dir(name, cfg)
-    _, meta = checkpoints.load_or_train(name, cfg, recipe.build, lambda c: recipe.train(c, name),
+    out = checkpoints.shipped_dir(name) if ship else checkpoints.cached_dir(name, recipe)
+    _, meta = checkpoints.load_or_train(name, recipe, entry.build, lambda r: entry.train(r, name, profile),
                                         force_train=True, output_dir=out)
     if ship:
-        write_results(name, profile, cfg, meta["metrics"], out)
+        write_results(name, profile, recipe, meta["metrics"], out)
     return out, meta["metrics"]
 
 
 def evaluate(name: str, profile: Profile | None = None) -> dict[str, Any]:
-    """Re-measure the checkpoint ``name`` (it must exist for this profile's config)."""
+    """Re-measure the checkpoint ``name`` (it must exist for this profile's recipe)."""
     profile = profile or get_profile()
-    recipe = get_recipe(name)
-    model = load(name, profile)
-    return recipe.evaluate(model, recipe.config(profile))
+    entry = get(name)
+    recipe = entry.recipe(profile)
+    return entry.evaluate(load(name, recipe, profile), recipe, profile)
