@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 from .profiles import PROFILE_ENV, PROFILES
 
@@ -50,31 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument("--out", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
-    profile = _profile(args)
     from . import checkpoints
-    from .tasks import registry as recipes
+    from .utils import DamagedFileError
 
-    if args.command == "list":
-        for name, r in recipes.CHECKPOINTS.items():
-            cfg = r.recipe(profile)
-            state = "missing"
-            for label, directory in (("shipped", checkpoints.shipped_dir(name)),
-                                     ("cached", checkpoints.cached_dir(name, cfg))):
-                try:
-                    checkpoints.load_checkpoint(directory, cfg, name=name)
-                    state = label
-                    break
-                except checkpoints.CheckpointError:
-                    continue
-            if state == "missing" and (checkpoints.shipped_dir(name) / checkpoints.WEIGHTS_FILE).exists():
-                state = "shipped for another config"
-            print(f"{name:24s} {state:24s} {r.description}")
-        for name, study in recipes.STUDIES.items():
-            state = "results stored" if recipes.results_path(name).exists() else "not run"
-            print(f"{name:24s} {state:24s} study: {study.description}")
-        return 0
-    try:
-        if args.command == "train":
+    try:  # every expected failure (a bad profile, name or file) is one line on stderr and exit status 2
+        profile = _profile(args)
+        from .tasks import registry as recipes
+
+        if args.command == "list":
+            _list(profile, recipes)
+        elif args.command == "train":
             out, metrics = recipes.train_and_save(args.name, profile, fresh=args.fresh)
             print(f"saved {out}")
             print(json.dumps(metrics, indent=2))
@@ -96,10 +82,44 @@ def main(argv: list[str] | None = None) -> int:
                 from .utils import atomic_write_text
 
                 atomic_write_text(args.out, json.dumps(figures, indent=2) + "\n")
-    except (KeyError, ValueError, FileNotFoundError, checkpoints.CheckpointError) as err:
+    except (KeyError, ValueError, FileNotFoundError, checkpoints.CheckpointError, DamagedFileError) as err:
         print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _list(profile, recipes) -> None:
+    """Print each named checkpoint and where it stands, then each study. A damaged checkpoint is reported (with
+    its file and the command that rebuilds it) and the listing goes on."""
+    from . import checkpoints
+
+    for name, entry in recipes.CHECKPOINTS.items():
+        cfg = entry.recipe(profile)
+        state, damaged = "missing", None
+        for label, directory in (("shipped", checkpoints.shipped_dir(name)),
+                                 ("cached", checkpoints.cached_dir(name, cfg))):
+            if not any((directory / f).exists() for f in (checkpoints.WEIGHTS_FILE, checkpoints.CONFIG_FILE)):
+                continue
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", checkpoints.UnverifiedCheckpointWarning)
+                    checkpoints.load_checkpoint(directory, cfg, name=name)
+            except checkpoints.CheckpointDamagedError as err:  # what loading it would hit: say so, go on
+                state, damaged = "damaged", err
+                break
+            except checkpoints.CheckpointError:
+                continue
+            unverified = any(issubclass(w.category, checkpoints.UnverifiedCheckpointWarning) for w in caught)
+            state = f"{label} (no checksum)" if unverified else label
+            break
+        if state == "missing" and (checkpoints.shipped_dir(name) / checkpoints.WEIGHTS_FILE).exists():
+            state = "shipped for another config"
+        print(f"{name:24s} {state:24s} {entry.description}")
+        if damaged is not None:
+            print(f"{'':25s}damaged: {damaged.problem} ({damaged.path}). {checkpoints.repair_hint(name, damaged.path)}")
+    for name, study in recipes.STUDIES.items():
+        state = "results stored" if recipes.results_path(name).exists() else "not run"
+        print(f"{name:24s} {state:24s} study: {study.description}")
 
 
 if __name__ == "__main__":

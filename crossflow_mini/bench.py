@@ -92,19 +92,22 @@ def bench_t2i(steps: int, sample_batch: int, device: str | torch.device | None =
     from torch.utils.flop_counter import FlopCounterMode
 
     from .core.crossflow import CrossFlowModel
+    from .core.source import TokenBatch
 
     recipe = get_profile("full").t2i_shapes
+    device = get_device(device)
     torch.manual_seed(0)
-    model = CrossFlowModel(recipe.model)
+    model = CrossFlowModel(recipe.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.train.lr)
-    b, length = recipe.train.batch_size, recipe.model.text_ve.max_tokens
-    tokens = torch.randn(b, length, recipe.model.text_ve.token_dim)
-    mask = torch.ones(b, length, dtype=torch.bool)
+    b, length = recipe.train.batch_size, recipe.model.source.max_tokens
+    tokens = torch.randn(b, length, recipe.model.source.token_dim, device=device)
+    mask = torch.ones(b, length, dtype=torch.bool, device=device)
     mask[:, length * 3 // 4:] = False  # typical captions leave some slots as padding
-    z1 = torch.randn(b, *recipe.model.velocity.latent_shape)
+    source = TokenBatch(tokens, mask)
+    z1 = torch.randn(b, *recipe.model.velocity.latent_shape, device=device)
 
     def step():
-        loss = model.loss(tokens, mask, z1).total
+        loss = model.loss(source, z1).total
         opt.zero_grad()
         loss.backward()
         opt.step()

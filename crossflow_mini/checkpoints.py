@@ -4,8 +4,20 @@ A checkpoint is a folder ``<name>/`` holding
 
 * ``model.safetensors`` - the weights; its metadata repeats the config hash and kind, so the two files can be
   checked against each other;
-* ``config.json`` - ``{"name", "kind", "config", "config_hash", "format", "metrics", "command"}``, readable by
-  people (``metrics`` are the numbers measured on these weights, ``command`` rebuilds them).
+* ``config.json`` - ``{"name", "kind", "config", "config_hash", "format", "metrics", "command",
+  "weights_sha256"}``, readable by people (``metrics`` are the numbers measured on these weights, ``command``
+  rebuilds them, ``weights_sha256`` is the SHA-256 of ``model.safetensors`` as ``sha256sum`` prints it).
+
+Files that go bad are never used and never crash with a library traceback. :func:`load_checkpoint` checks every
+load: a ``config.json`` that is not the JSON it should be, a weights file that cannot be parsed (truncated,
+empty), or one whose bytes differ from ``weights_sha256`` (a bad disk block, a broken copy) raise
+:class:`CheckpointDamagedError`, which names the file and the command that rebuilds it (for a shipped checkpoint,
+also how to restore it from git). The checksum costs a few milliseconds per MB. It is *not* part of the config
+hash: it identifies the bytes of one training run, the config hash identifies the recipe.
+
+A checkpoint saved before checksums existed (no ``weights_sha256``) still loads, with an
+:class:`UnverifiedCheckpointWarning` that names the commands that add one (:func:`record_checksum`, when you trust
+the file) or rebuild it. Every shipped checkpoint carries the key (a test checks it).
 
 Shipped checkpoints live in ``data/checkpoints/<name>/``; checkpoints trained on the fly (a ``smoke`` run, or a
 config you changed) go to ``data/cache/checkpoints/<name>-<hash>/``. :func:`load_or_train` looks in both, in
@@ -14,21 +26,27 @@ that order, and trains only when neither holds weights for exactly this config.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save
 
 from .configs import config_hash, to_dict
-from .paths import CHECKPOINT_DIR, cache_dir
-from .utils import atomic_path, atomic_write_text
+from .paths import CHECKPOINT_DIR, ROOT, cache_dir
+from .utils import DamagedFileError, DamagedFileWarning, atomic_path, atomic_write_text, sha256_file
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+#: Top-level ``config.json`` key holding the SHA-256 of ``model.safetensors`` (not part of the config hash).
+CHECKSUM_KEY = "weights_sha256"
+#: Keys every ``config.json`` written by :func:`save_checkpoint` has, with their types.
+_REQUIRED = {"kind": str, "format": int, "config": dict, "config_hash": str, "metrics": dict}
 
 
 class CheckpointError(RuntimeError):
@@ -43,8 +61,46 @@ class CheckpointMismatchError(CheckpointError):
     pass
 
 
+class CheckpointDamagedError(CheckpointError, DamagedFileError):
+    """A checkpoint file cannot be read or fails its checksum. ``path`` is the file, ``problem`` what is wrong
+    with it; the message adds the command that rebuilds the checkpoint."""
+
+    def __init__(self, name: str, path: Path, problem: str):
+        self.name, self.path, self.problem = name, Path(path), problem
+        super().__init__(f"checkpoint {name!r} is damaged: {problem} ({self.path}). {repair_hint(name, self.path)}")
+
+
+class UnverifiedCheckpointWarning(UserWarning):
+    """A checkpoint without ``weights_sha256`` (saved before checksums existed) was loaded unchecked."""
+
+
 def rebuild_command(name: str) -> str:
     return f"python -m crossflow_mini train {name}"
+
+
+def repair_hint(name: str, path: Path) -> str:
+    """What to do about a damaged file of checkpoint ``name``: rebuild it - or, for a shipped one, restore it."""
+    hint = f"Rebuild it with `{rebuild_command(name)}`"
+    path = Path(path).resolve()
+    if path.is_relative_to(CHECKPOINT_DIR.resolve()) and path.is_relative_to(ROOT.resolve()):  # in git
+        hint += f", or restore the shipped files with `git checkout -- {path.parent.relative_to(ROOT.resolve())}`"
+    return hint + "."
+
+
+def record_checksum(directory: str | Path) -> str:
+    """Write the SHA-256 of ``directory/model.safetensors`` into its ``config.json`` (``weights_sha256``) and
+    return it: for a checkpoint saved before checksums existed, once you trust its weights (it loaded and gave
+    the metrics it records). Every later load checks the weights against it."""
+    directory = Path(directory)
+    meta = read_meta(directory)
+    digest = sha256_file(directory / WEIGHTS_FILE)
+    meta[CHECKSUM_KEY] = digest
+    _write_meta(directory, meta)
+    return digest
+
+
+def _write_meta(directory: Path, meta: dict[str, Any]) -> None:
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -76,44 +132,61 @@ def save_checkpoint(directory: str | Path, state_dict: dict[str, torch.Tensor], 
             v = v.to(dtype)
         tensors[k] = v.contiguous().clone()
     h = config_hash(cfg)
+    blob = save(tensors, metadata={"config_hash": h, "kind": kind, "name": name, "format": str(FORMAT_VERSION)})
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"config_hash": h, "kind": kind, "name": name,
-                                                "format": str(FORMAT_VERSION)})
+        tmp.write_bytes(blob)
     meta = {"name": name, "kind": kind, "format": FORMAT_VERSION, "config_hash": h, "config": to_dict(cfg),
-            "metrics": metrics or {}, "command": rebuild_command(name)}
-    atomic_write_text(directory / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            "metrics": metrics or {}, "command": rebuild_command(name), CHECKSUM_KEY: hashlib.sha256(blob).hexdigest()}
+    _write_meta(directory, meta)
     return directory
 
 
-def read_meta(directory: str | Path) -> dict[str, Any]:
-    """The ``config.json`` of a checkpoint folder."""
+def read_meta(directory: str | Path, name: str | None = None) -> dict[str, Any]:
+    """The ``config.json`` of a checkpoint folder (named ``name``, default: the folder's name).
+
+    Raises :class:`CheckpointNotFoundError` when there is none and :class:`CheckpointDamagedError` when it is not
+    the JSON object :func:`save_checkpoint` writes."""
     path = Path(directory) / CONFIG_FILE
+    name = name or Path(directory).name
     if not path.exists():
-        raise CheckpointNotFoundError(f"no checkpoint config at {path}")
-    return json.loads(path.read_text())
+        raise CheckpointNotFoundError(f"no checkpoint config at {path}: build it with `{rebuild_command(name)}`")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        raise CheckpointDamagedError(name, path, f"{CONFIG_FILE} is not valid JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise CheckpointDamagedError(name, path, f"{CONFIG_FILE} holds a JSON {type(meta).__name__}, not an object")
+    wrong = [k for k, kind in _REQUIRED.items() if not isinstance(meta.get(k), kind)]
+    if wrong:
+        raise CheckpointDamagedError(name, path, f"{CONFIG_FILE} lacks {', '.join(wrong)} (or holds the wrong type)")
+    return meta
 
 
 def update_metrics(directory: str | Path, metrics: dict[str, Any]) -> None:
-    """Merge ``metrics`` into a checkpoint's ``config.json`` (atomically)."""
+    """Merge ``metrics`` into a checkpoint's ``config.json`` (atomically; the checksum stays)."""
     directory = Path(directory)
     meta = read_meta(directory)
     meta["metrics"] = {**meta.get("metrics", {}), **metrics}
-    atomic_write_text(directory / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    _write_meta(directory, meta)
 
 
 def load_checkpoint(directory: str | Path, cfg: Any, *, name: str | None = None,
                     kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Load weights written by :func:`save_checkpoint`, refusing any that were built from another config.
+    """Load weights written by :func:`save_checkpoint`, refusing any that were built from another config or that
+    went bad on disk.
 
-    Returns ``(state_dict, meta)``. Raises :class:`CheckpointNotFoundError` or :class:`CheckpointMismatchError`
-    with the command that rebuilds the checkpoint."""
+    Returns ``(state_dict, meta)``. Raises :class:`CheckpointNotFoundError`, :class:`CheckpointMismatchError` or
+    :class:`CheckpointDamagedError`, each with the command that rebuilds the checkpoint."""
     directory = Path(directory)
     name = name or directory.name
     weights = directory / WEIGHTS_FILE
     if not weights.exists():
         raise CheckpointNotFoundError(
             f"no checkpoint {name!r} at {directory}: build it with `{rebuild_command(name)}`")
-    meta = read_meta(directory)
+    if not (directory / CONFIG_FILE).exists():
+        raise CheckpointDamagedError(name, directory / CONFIG_FILE, f"{WEIGHTS_FILE} is there but {CONFIG_FILE} is "
+                                                                    f"missing")
+    meta = read_meta(directory, name)
     if kind is not None and meta.get("kind") != kind:
         raise CheckpointMismatchError(
             f"checkpoint {name!r} holds a {meta.get('kind')!r}, not a {kind!r}; rebuild it with "
@@ -129,13 +202,26 @@ def load_checkpoint(directory: str | Path, cfg: Any, *, name: str | None = None,
             f"checkpoint {name!r} at {directory} was built from a different config than the code asks for:\n  "
             + "\n  ".join(diff or ["(config hash differs)"])
             + f"\nRebuild it with `{rebuild_command(name)}` (or use the config it was built with).")
-    state = load_file(str(weights))  # safetensors: plain tensors, no code execution
-    with safe_open(str(weights), framework="pt") as fh:  # header metadata must agree with config.json
-        header_meta = fh.metadata() or {}
-    if header_meta.get("config_hash") != meta["config_hash"]:
+    try:  # safetensors: plain tensors, no code execution; the header and sizes are checked on opening
+        with safe_open(str(weights), framework="pt") as fh:
+            header_meta = fh.metadata() or {}
+            state = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as err:  # safetensors has one error type for every kind of damage
+        raise CheckpointDamagedError(name, weights, f"{WEIGHTS_FILE} cannot be read ({err})") from err
+    if header_meta.get("config_hash") != meta["config_hash"]:  # header metadata must agree with config.json
         raise CheckpointMismatchError(
             f"checkpoint {name!r}: {WEIGHTS_FILE} and {CONFIG_FILE} disagree (an interrupted copy?); "
             f"rebuild it with `{rebuild_command(name)}`")
+    expected = meta.get(CHECKSUM_KEY)
+    if expected is None:
+        warnings.warn(
+            f"checkpoint {name!r} at {directory} has no {CHECKSUM_KEY} (saved before checksums existed), so its "
+            f"weights were loaded unchecked; if you trust them, record their checksum with `python -c \"from "
+            f"crossflow_mini.checkpoints import record_checksum; record_checksum('{directory}')\"`, else rebuild "
+            f"them with `{rebuild_command(name)}`", UnverifiedCheckpointWarning, stacklevel=2)
+    elif sha256_file(weights) != expected:
+        raise CheckpointDamagedError(name, weights, f"{WEIGHTS_FILE} fails its checksum: its bytes differ from the "
+                                                    f"{CHECKSUM_KEY} in {CONFIG_FILE}, so they changed after saving")
     return state, meta
 
 
@@ -160,10 +246,15 @@ def load_or_train(name: str, cfg: Any, build: Callable[[Any], torch.nn.Module],
 
     Looks for weights built from exactly ``cfg`` in ``data/checkpoints/<name>`` and then in the cache; if there
     are none (or ``force_train``), calls ``train(cfg) -> (model, metrics)`` and saves the result to
-    ``output_dir`` (default: the cache). ``allow_train=False`` turns "none found" into a clear error instead."""
+    ``output_dir`` (default: the cache). ``allow_train=False`` turns "none found" into a clear error instead.
+
+    A damaged checkpoint is never used: a shipped one raises :class:`CheckpointDamagedError` (restore or rebuild
+    it); a cached one is retrained with a :class:`~crossflow_mini.utils.DamagedFileWarning` where ``allow_train``
+    permits, else raises too."""
     if not force_train:
         mismatch: CheckpointMismatchError | None = None
-        for directory in (shipped_dir(name), cached_dir(name, cfg)):
+        shipped, cached = shipped_dir(name), cached_dir(name, cfg)
+        for directory in (shipped, cached):
             if not (directory / WEIGHTS_FILE).exists():
                 continue
             try:
@@ -171,6 +262,11 @@ def load_or_train(name: str, cfg: Any, build: Callable[[Any], torch.nn.Module],
             except CheckpointMismatchError as err:
                 mismatch = mismatch or err
                 continue
+            except CheckpointDamagedError as err:
+                if directory == shipped or not allow_train:
+                    raise
+                warnings.warn(f"{err} Retraining it now.", DamagedFileWarning, stacklevel=2)
+                break
             model = build(cfg)
             model.load_state_dict(state)  # copies (and casts, for fp16 files) into the fp32 parameters
             model.eval()
@@ -189,6 +285,7 @@ def load_or_train(name: str, cfg: Any, build: Callable[[Any], torch.nn.Module],
     return model, read_meta(out)
 
 
-__all__ = ["CheckpointError", "CheckpointNotFoundError", "CheckpointMismatchError", "save_checkpoint",
-           "load_checkpoint", "read_meta", "update_metrics", "load_or_train", "shipped_dir", "cached_dir",
-           "rebuild_command", "run_dir"]
+__all__ = ["CheckpointError", "CheckpointNotFoundError", "CheckpointMismatchError", "CheckpointDamagedError",
+           "UnverifiedCheckpointWarning", "CHECKSUM_KEY", "save_checkpoint", "load_checkpoint", "read_meta",
+           "update_metrics", "record_checksum", "load_or_train", "shipped_dir", "cached_dir", "rebuild_command",
+           "repair_hint", "run_dir"]

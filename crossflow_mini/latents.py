@@ -4,20 +4,21 @@ Training a latent flow model re-reads the same images many times; encoding them 
 than the flow model itself on a CPU. The paper's code samples from the VAE posterior at every step, so we keep
 the posterior's mean *and* standard deviation (both already multiplied by the latent scale) and draw
 ``mean + std * eps`` per batch (:meth:`LatentSet.sample`), or take the mean for evaluation.
-Cache files are keyed by the autoencoder's weights and the images, and written atomically.
+Cache files are keyed by the autoencoder's weights and the images, written atomically, and carry a checksum of
+their contents: a damaged entry (truncated, overwritten) is never used but recomputed, with a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from .autoencoder import ImageAutoencoder
 from .paths import cache_dir
-from .utils import atomic_path
+from .utils import DamagedFileWarning, load_cache_entry, save_tensors
 
 ENCODE_BATCH = 512
 
@@ -53,9 +54,12 @@ def _fingerprint(ae: ImageAutoencoder, images: torch.Tensor) -> str:
 def encode_images(ae: ImageAutoencoder, images: torch.Tensor, use_cache: bool = True) -> LatentSet:
     """Posterior mean and std (scaled) of ``images`` ``(N, C, H, W)`` in [-1, 1], from the cache if present."""
     path = cache_dir() / "latents" / f"{_fingerprint(ae, images)}.safetensors"
-    if use_cache and path.exists():
-        t = load_file(str(path))
-        return LatentSet(t["mean"], t["std"])
+    t = load_cache_entry(path, ("mean", "std")) if use_cache else None  # None: absent or damaged
+    if t is not None:
+        if len(t["mean"]) == len(images) and t["mean"].shape == t["std"].shape:
+            return LatentSet(t["mean"], t["std"])
+        warnings.warn(f"{path} holds latents of the wrong shape {tuple(t['mean'].shape)} for {len(images)} images; "
+                      f"rebuilding this cache entry", DamagedFileWarning, stacklevel=2)
     ae.eval()
     means, stds = [], []
     for i in range(0, len(images), ENCODE_BATCH):
@@ -64,6 +68,5 @@ def encode_images(ae: ImageAutoencoder, images: torch.Tensor, use_cache: bool = 
         stds.append((post.std * ae.latent_scale).cpu())
     out = LatentSet(torch.cat(means), torch.cat(stds))
     if use_cache:
-        with atomic_path(path) as tmp:
-            save_file({"mean": out.mean.contiguous(), "std": out.std.contiguous()}, str(tmp))
+        save_tensors(path, {"mean": out.mean, "std": out.std})
     return out

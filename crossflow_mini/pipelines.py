@@ -185,8 +185,8 @@ class CrossFlowPipeline(FlowPipeline):
             raise ValueError(f"{name!r} is not a text-to-image checkpoint ({entry.description}); the text-to-image "
                              f"pipeline serves {', '.join(t2i)}. Load other checkpoints with "
                              f"crossflow_mini.tasks.load({name!r}).")
-        model, meta = registry.find(name, recipe, profile)
-        autoencoder = registry.load(f"autoencoder_{recipe.autoencoder.dataset}", recipe.autoencoder, profile)
+        model, meta = registry.find(name, profile, recipe=recipe)
+        autoencoder = registry.load(f"autoencoder_{recipe.autoencoder.dataset}", profile, recipe=recipe.autoencoder)
         scale = meta.get("metrics", {}).get("chosen_scale")
         return cls(model, autoencoder, recipe, default_scale=scale, device=profile.device)
 

@@ -224,7 +224,7 @@ def profile_name() -> str:
     if name not in _BUILDERS:
         raise ValueError(
             f"{PROFILE_ENV}={name!r} is not a profile; choose one of {', '.join(PROFILES)} "
-            f"(e.g. `export {PROFILE_ENV}=smoke`)."
+            f"(e.g. `export {PROFILE_ENV}=smoke`, or `unset {PROFILE_ENV}` for the default, {DEFAULT_PROFILE})."
         )
     return name
 

@@ -8,7 +8,8 @@ Captions repeat a lot (ShapesWorld has a small vocabulary), so a caption set is 
 caption: :class:`TextEmbeddings` holds ``tokens (U, L, 384)``, ``mask (U, L)`` and ``index (N,)`` mapping each
 input caption to its row. Embeddings are cached on disk (``data/cache/text/<hash>.safetensors``, fp16,
 written atomically) keyed by the caption set, the model and the token limit; the cold path rounds to fp16 too,
-so a cached and a fresh call return identical numbers.
+so a cached and a fresh call return identical numbers. Each cache file carries a checksum of its contents: a
+damaged entry (truncated, overwritten) is never used but recomputed, with a warning.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from .core.source import MINILM_TOKEN_DIM, TokenBatch
 
 from .paths import cache_dir
-from .utils import atomic_path, progress
+from .utils import DamagedFileWarning, load_cache_entry, progress, save_tensors
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class TextEncoderConfig:
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TOKEN_DIM = MINILM_TOKEN_DIM
 CACHE_DTYPE = torch.float16
+PROGRESS_MIN_BATCHES = 4  # a progress bar for long caption sets only (one-off prompts stay quiet)
 
 
 @dataclass
@@ -123,26 +124,33 @@ class TextEncoder:
         row = {c: i for i, c in enumerate(unique)}
         index = torch.tensor([row[c] for c in captions], dtype=torch.long)
         path = self.cache_path(unique)
-        if self.use_cache and path.exists():
-            t = load_file(str(path))
-            return TextEmbeddings(unique, t["tokens"].float(), t["mask"].bool(), index)
+        t = load_cache_entry(path, ("tokens", "mask")) if self.use_cache else None  # None: absent or damaged
+        if t is not None:
+            tokens, mask = t["tokens"], t["mask"]
+            if tokens.dim() == 3 and len(tokens) == len(unique) and mask.shape == tokens.shape[:2]:
+                return TextEmbeddings(unique, tokens.float(), mask.bool(), index)
+            warnings.warn(f"{path} holds embeddings of the wrong shape {tuple(tokens.shape)} for {len(unique)} "
+                          f"captions; rebuilding this cache entry", DamagedFileWarning, stacklevel=2)
         tokens, mask = self._embed(unique)
         if self.use_cache:
-            with atomic_path(path) as tmp:
-                save_file({"tokens": tokens.to(CACHE_DTYPE).contiguous(), "mask": mask.to(torch.uint8)}, str(tmp))
+            save_tensors(path, {"tokens": tokens.to(CACHE_DTYPE), "mask": mask.to(torch.uint8)})
         return TextEmbeddings(unique, tokens.to(CACHE_DTYPE).float(), mask, index)
 
     @torch.no_grad()
     def _embed(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         tokenizer, model = load_minilm()
-        lengths = [len(ids) for ids in tokenizer(captions, add_special_tokens=True)["input_ids"]]
+        # Measure with a cap one past the limit: the tokenizer never sees more than it can embed (a 2,000-word
+        # prompt would otherwise make transformers warn about indexing errors before we say we truncated).
+        lengths = [len(ids) for ids in tokenizer(captions, add_special_tokens=True, truncation=True,
+                                                 max_length=self.cfg.max_tokens + 1)["input_ids"]]
         too_long = sum(n > self.cfg.max_tokens for n in lengths)
         if too_long:
             warnings.warn(f"{too_long} caption(s) are longer than {self.cfg.max_tokens} tokens and were truncated "
                           f"(TextEncoderConfig.max_tokens)", stacklevel=3)
         length = min(max(lengths), self.cfg.max_tokens)  # one padded length for the whole set
         toks, masks = [], []
-        for i in progress(range(0, len(captions), self.cfg.batch_size), desc="MiniLM", leave=False):
+        batches = range(0, len(captions), self.cfg.batch_size)
+        for i in progress(batches, desc="MiniLM", leave=False, disable=len(batches) < PROGRESS_MIN_BATCHES):
             enc = tokenizer(captions[i:i + self.cfg.batch_size], padding="max_length", truncation=True,
                             max_length=length, return_tensors="pt")
             out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])

@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
-from .utils import atomic_path, progress, to_device
+from .utils import DamagedFileError, load_tensors, progress, save_tensors, to_device
 
 
 @dataclass(frozen=True)
@@ -136,17 +134,20 @@ def _save_state(path: Path, step: int, model: torch.nn.Module, ema: torch.nn.Mod
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     meta = {"step": step, "history": history, "param_groups": opt_sd["param_groups"], "optim_scalars": scalars,
             "train_config": json.dumps(cfg.__dict__, default=list, sort_keys=True), "seconds": seconds}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
+    save_tensors(path, tensors, metadata={"state": json.dumps(meta)})  # atomic, with a checksum
 
 
 def _load_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module | None, opt: torch.optim.Optimizer,
                 cfg: TrainConfig) -> tuple[int, dict[str, list[float]], float | None]:
-    """Restore a state written by :func:`_save_state`; returns ``(step, history, seconds trained so far)``."""
-    tensors = load_file(str(path))
-    with safe_open(str(path), framework="pt") as fh:
-        meta = json.loads(fh.metadata()["state"])
-    saved_cfg = json.loads(meta["train_config"])
+    """Restore a state written by :func:`_save_state`; returns ``(step, history, seconds trained so far)``.
+    A damaged state file raises :class:`~crossflow_mini.utils.DamagedFileError` saying how to start over."""
+    try:  # states saved before checksums existed still resume
+        tensors, metadata = load_tensors(path, require_checksum=False)
+        meta = json.loads(metadata["state"])
+        saved_cfg = json.loads(meta["train_config"])
+    except (DamagedFileError, KeyError, ValueError) as err:
+        raise DamagedFileError(f"the training state {path} is damaged ({err}); delete the run folder {path.parent} "
+                               f"to start this run over, or rerun the train command with --fresh") from err
     now_cfg = json.loads(json.dumps(cfg.__dict__, default=list, sort_keys=True))
     if {k: v for k, v in saved_cfg.items() if k != "steps"} != {k: v for k, v in now_cfg.items() if k != "steps"}:
         raise ValueError(f"the training state in {path} was written with a different TrainConfig; delete that "

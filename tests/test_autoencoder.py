@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from crossflow_mini import tasks as recipes
+from crossflow_mini.tasks import registry as recipes
 from crossflow_mini.__main__ import main
 from crossflow_mini.autoencoder import ImageAutoencoder, psnr
 from crossflow_mini.autoencoder import AutoencoderConfig

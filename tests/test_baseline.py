@@ -9,20 +9,22 @@ import pytest
 import torch
 
 from crossflow_mini.core import path as flow
-from crossflow_mini.core.baseline import BaselineConfig, BaselineModel, matched_baseline, parameter_count
-from crossflow_mini.profiles import get_profile
+from crossflow_mini.core.baseline import BaselineConfig, BaselineModel, matched_baseline
 from crossflow_mini.core.crossflow import CrossFlowModel
-from crossflow_mini.core.guidance import guided_velocity
+from crossflow_mini.core.guidance import CONDITIONAL, UNCONDITIONAL, guided_velocity
+from crossflow_mini.core.params import count_parameters as parameter_count
+from crossflow_mini.core.source import TokenBatch
 from crossflow_mini.core.transformer import CrossAttentionTransformerConfig
+from crossflow_mini.profiles import get_profile
 
 SMALL = BaselineConfig(velocity=CrossAttentionTransformerConfig(width=32, depth=1, heads=2, time_dim=16,
                                                                 token_dim=8))
 
 
-def _text(b: int = 4, length: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+def _text(b: int = 4, length: int = 5) -> TokenBatch:
     mask = torch.ones(b, length, dtype=torch.bool)
     mask[:, 3:] = False
-    return torch.randn(b, length, 8), mask
+    return TokenBatch(torch.randn(b, length, 8), mask)
 
 
 def _trained_ish(model: BaselineModel) -> BaselineModel:
@@ -35,47 +37,52 @@ def _trained_ish(model: BaselineModel) -> BaselineModel:
 
 def test_loss_is_the_fm_loss_from_gaussian_noise_to_the_image():
     model = _trained_ish(BaselineModel(SMALL))
-    tokens, mask = _text()
+    text = _text()
+    tokens, mask = text
     z1 = torch.randn(4, 4, 8, 8)
-    torch.manual_seed(3)
-    out = model.loss(tokens, mask, z1)
-    torch.manual_seed(3)  # replay the loss's draws in its order: noise, drop mask, times
-    z0 = torch.randn_like(z1)
-    drop = torch.rand(4) < SMALL.p_uncond
-    t = torch.rand(4)
+    out = model.loss(text, z1, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)  # replay the loss's draws in its order: noise, drop mask, times
+    z0 = torch.randn(z1.shape, generator=g)
+    drop = torch.rand(4, generator=g) < SMALL.p_uncond
+    t = torch.rand(4, generator=g)
     want = flow.fm_loss(model.velocity(flow.interpolate(z0, z1, t), t, tokens, mask, drop=drop), z0, z1)
     assert out.total.item() == pytest.approx(want.item(), rel=1e-6)
+    assert torch.equal(out.indicator, torch.where(drop, UNCONDITIONAL, CONDITIONAL))
     assert set(out.logs) == {"fm", "uncond"}
+    given = model.loss(text, z1, t=torch.full((4,), 0.5), uncond=torch.tensor([True, False, True, False]))
+    assert given.t.tolist() == [0.5] * 4 and given.indicator.tolist() == [0, 1, 0, 1]
 
 
 def test_every_sample_is_dropped_with_p_one_and_none_with_p_zero():
-    tokens, mask = _text()
     z1 = torch.randn(4, 4, 8, 8)
     for p, share in ((1.0, 1.0), (0.0, 0.0)):
         model = BaselineModel(BaselineConfig(velocity=SMALL.velocity, p_uncond=p))
-        assert model.loss(tokens, mask, z1).logs["uncond"] == share
+        assert model.loss(_text(), z1).logs["uncond"] == share
 
 
 def test_guidance_uses_the_null_text_for_the_unconditional_branch():
     model = _trained_ish(BaselineModel(SMALL)).eval()
-    tokens, mask = _text()
+    text = _text()
+    tokens, mask = text
     z, t = torch.randn(4, 4, 8, 8), torch.full((4,), 0.3)
     cond = model.velocity(z, t, tokens, mask)
     uncond = model.velocity(z, t, tokens, mask, drop=True)
     assert not torch.allclose(cond, uncond)
     for w in (0.0, 1.0, 3.0):
-        got = guided_velocity(model._indicator_velocity, z, t, w, tokens=tokens, mask=mask)
+        got = guided_velocity(model.velocity_at, z, t, w, condition=text)
         assert torch.allclose(got, uncond + w * (cond - uncond), atol=1e-5)
 
 
 def test_generation_is_seeded_and_checks_its_inputs():
     model = _trained_ish(BaselineModel(SMALL))
-    tokens, mask = _text()
-    a = model.generate(tokens, mask, 2.0, steps=3, generator=torch.Generator().manual_seed(1))
-    b = model.generate(tokens, mask, 2.0, steps=3, generator=torch.Generator().manual_seed(1))
+    text = _text()
+    a = model.generate(text, guidance_scale=2.0, steps=3, generator=torch.Generator().manual_seed(1))
+    b = model.generate(text, guidance_scale=2.0, steps=3, generator=torch.Generator().manual_seed(1))
     assert a.sample.shape == (4, 4, 8, 8) and torch.equal(a.sample, b.sample) and a.nfe == 3
+    noise = torch.randn((4, 4, 8, 8), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a.z0, noise)  # the baseline's source: noise from the generator
     with pytest.raises(ValueError, match="one of each"):
-        model.flow(torch.randn(3, 4, 8, 8), tokens, mask, 1.0, steps=2)
+        model.flow(torch.randn(3, 4, 8, 8), text, guidance_scale=1.0, steps=2)
     with pytest.raises(ValueError, match="p_uncond"):
         BaselineConfig(p_uncond=1.5)
 
@@ -94,12 +101,13 @@ def test_shipped_baseline_matches_crossflow_within_ten_percent_and_shares_its_re
 
 
 def test_matched_baseline_is_the_closest_width():
-    cf = get_profile("smoke").t2i_shapes.model
-    best = matched_baseline(cf)
+    smoke = get_profile("smoke")
+    cf = smoke.t2i_shapes.model
+    best = matched_baseline(CrossFlowModel(cf), smoke.t2i_baseline_shapes.model)
     target = parameter_count(CrossFlowModel(cf))
     gap = abs(parameter_count(BaselineModel(best)) - target)
     step = 2 * best.velocity.heads
     for width in (best.velocity.width - step, best.velocity.width + step):
-        other = dataclasses.replace(best.velocity, width=width)
-        assert abs(parameter_count(BaselineModel(BaselineConfig(velocity=other))) - target) >= gap
-    assert best.velocity.depth == cf.velocity.depth
+        other = dataclasses.replace(best, velocity=dataclasses.replace(best.velocity, width=width))
+        assert abs(parameter_count(BaselineModel(other)) - target) >= gap
+    assert best.velocity.depth == smoke.t2i_baseline_shapes.model.velocity.depth

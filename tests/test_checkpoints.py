@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import warnings
 
 import pytest
 import torch
@@ -111,3 +113,35 @@ def test_config_dict_round_trip():
     with pytest.raises(ValueError, match="no field"):
         from_dict(AutoencoderConfig, {**to_dict(cfg), "bogus": 1})
     assert config_hash(cfg) != config_hash(AutoencoderConfig())
+
+
+def test_weights_checksum_is_stored_beside_the_config_not_in_its_hash(tmp_path):
+    cfg = TinyCfg()
+    ck.save_checkpoint(tmp_path / "x", build(cfg).state_dict(), cfg, name="x", kind="Linear")
+    meta = json.loads((tmp_path / "x" / ck.CONFIG_FILE).read_text())
+    assert meta[ck.CHECKSUM_KEY] == hashlib.sha256((tmp_path / "x" / ck.WEIGHTS_FILE).read_bytes()).hexdigest()
+    assert ck.CHECKSUM_KEY not in meta["config"] and meta["config_hash"] == config_hash(cfg)
+    ck.update_metrics(tmp_path / "x", {"acc": 1.0})  # rewriting the config keeps the checksum
+    assert ck.read_meta(tmp_path / "x")[ck.CHECKSUM_KEY] == meta[ck.CHECKSUM_KEY]
+
+
+def test_checkpoint_without_checksum_loads_with_a_warning_naming_the_commands(tmp_path):
+    cfg = TinyCfg()
+    ck.save_checkpoint(tmp_path / "old", build(cfg).state_dict(), cfg, name="old", kind="Linear")
+    meta = json.loads((tmp_path / "old" / ck.CONFIG_FILE).read_text())
+    del meta[ck.CHECKSUM_KEY]  # as saved before checksums existed
+    (tmp_path / "old" / ck.CONFIG_FILE).write_text(json.dumps(meta))
+    with pytest.warns(ck.UnverifiedCheckpointWarning, match="record_checksum.*python -m crossflow_mini train old"):
+        ck.load_checkpoint(tmp_path / "old", cfg)
+    ck.record_checksum(tmp_path / "old")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ck.load_checkpoint(tmp_path / "old", cfg)  # checked now, no warning
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in ck.CHECKPOINT_DIR.iterdir() if p.is_dir()))
+def test_every_shipped_checkpoint_carries_the_checksum_of_its_weights(name):
+    meta = ck.read_meta(ck.CHECKPOINT_DIR / name)
+    assert meta.get(ck.CHECKSUM_KEY), f"{name}: config.json has no {ck.CHECKSUM_KEY}"
+    digest = hashlib.sha256((ck.CHECKPOINT_DIR / name / ck.WEIGHTS_FILE).read_bytes()).hexdigest()
+    assert meta[ck.CHECKSUM_KEY] == digest, f"{name}: model.safetensors does not match its {ck.CHECKSUM_KEY}"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from crossflow_mini import tasks as recipes
-from crossflow_mini.core.baseline import BaselineModel, parameter_count
+from crossflow_mini.core.baseline import BaselineModel
+from crossflow_mini.core.params import count_parameters as parameter_count
+from crossflow_mini.tasks import registry as recipes
 from crossflow_mini.eval.classifier import FashionClassifier, class_accuracy
 from crossflow_mini.eval.classifier import ClassifierConfig
 from crossflow_mini.datasets.fashion import FashionDataConfig
@@ -37,16 +38,19 @@ def test_the_scaling_grid_has_three_sizes_and_lengths_with_matched_baselines():
         n_cf, n_base = parameter_count(CrossFlowModel(cf.model)), parameter_count(BaselineModel(base.model))
         assert abs(n_base - n_cf) / n_cf < 0.10, (width, depth, n_cf, n_base)
         assert cf.train == base.train == cfg.train and base.model.velocity.depth == depth
-        assert cf.model.velocity.width == cf.model.text_ve.width == width
+        assert cf.model.velocity.width == cf.model.source.width == width
     sizes = [parameter_count(CrossFlowModel(runs[f"crossflow:{w}x{d}"].model)) for w, d in cfg.sizes]
     assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
 
 
-def test_inference_parameters_leave_out_only_the_image_tower():
+def test_sampling_parameters_leave_out_only_the_image_tower():
+    from crossflow_mini.core.params import parameter_report, sampling_parameters
+
     model = CrossFlowModel(get_profile("smoke").t2i_shapes.model)
-    assert compare.inference_parameters(model) == parameter_count(model) - parameter_count(model.image_tower)
+    assert sampling_parameters(model) == parameter_count(model) - parameter_count(model.source.tower) > 0
+    assert parameter_report(model)["for_sampling"] == sampling_parameters(model)
     base = BaselineModel(get_profile("smoke").t2i_baseline_shapes.model)
-    assert compare.inference_parameters(base) == parameter_count(base)
+    assert sampling_parameters(base) == parameter_count(base)
 
 
 def test_classifier_checks_its_input_and_scores_by_label():
@@ -108,6 +112,6 @@ def test_studies_run_end_to_end_on_the_smoke_profile(tmp_cache, monkeypatch):
 def test_reproduce_t2i_names_the_comparison_and_the_scaling_study():
     assert recipes.STUDY_GROUPS["t2i"] == ("t2i_comparison", "t2i_scaling")
     assert all(name in recipes.STUDIES for name in recipes.STUDY_GROUPS["t2i"])
-    assert {"t2i_baseline_shapes", "t2i_fashion", "t2i_baseline_fashion", "classifier_fashion"} <= set(recipes.RECIPES)
-    order = list(recipes.RECIPES)  # `reproduce` trains in this order: the classifier before the models it judges
+    assert {"t2i_baseline_shapes", "t2i_fashion", "t2i_baseline_fashion", "classifier_fashion"} <= set(recipes.CHECKPOINTS)
+    order = list(recipes.CHECKPOINTS)  # `reproduce` trains in this order: the classifier before the models it judges
     assert order.index("classifier_fashion") < order.index("t2i_fashion")

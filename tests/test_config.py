@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from crossflow_mini import profiles as config
 
@@ -33,3 +34,24 @@ def test_course_uses_the_shipped_recipes_and_smoke_is_small():
     assert not course.train_missing
     assert smoke.shapes.n_train < course.shapes.n_train <= full.shapes.n_train
     assert smoke.autoencoder_shapes.train.steps < 50
+
+
+def test_seeding_pins_the_threads_and_switches_off_dynamic_adjustment():
+    """With dynamic adjustment on (``OMP_DYNAMIC=true``), OpenMP sizes each parallel region by the load average,
+    so a seeded run's numbers change with how busy the machine is; seeding must switch it off."""
+    from crossflow_mini import utils
+
+    omp = utils._openmp_runtime()
+    if omp is None:
+        pytest.skip("no OpenMP runtime found in this torch build")
+    before = torch.get_num_threads()
+    omp.omp_set_dynamic(1)  # as OMP_DYNAMIC=true in the environment would
+    try:
+        utils.seed_everything(0)
+        settings = utils.thread_settings()
+        assert settings["omp_dynamic"] is False and settings["mkl_dynamic"] in (False, None)
+        assert settings["threads"] == before
+        assert utils.deterministic_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        omp.omp_set_dynamic(0)
+        torch.set_num_threads(before)

@@ -105,6 +105,10 @@ def test_box_front_face_and_yaw():
     front = r.surface[0] == dw.OBJECT_SURFACE
     assert front.sum() > 10
     np.testing.assert_allclose(r.depth[0][front], z_c - half[2], rtol=OBJECT_RTOL)
+    # ... and it covers exactly the pixels whose ray meets that face: |u t| <= half_x, 0 <= h - v t <= 2 half_y
+    # (the camera is inside the box's x and y ranges, so no side or top face shows).
+    t, u, v = z_c - half[2], ndc(32)[None, :], ndc(32)[:, None]
+    np.testing.assert_array_equal(front, (np.abs(u * t) <= half[0]) & (h - v * t >= 0) & (h - v * t <= 2 * half[1]))
     # Turned by 90 degrees the box with half sides (a, h, c) is the box (c, h, a).
     turned = dw.render_scene(dataclasses.replace(spec, objects=(dw.box(0.0, z_c, (0.4, 0.7, 0.6), yaw_deg=90.0),)),
                              32)
@@ -130,15 +134,42 @@ def test_cylinder_and_cone_closed_forms():
                                    (size, size))
     assert side.sum() > 20
     np.testing.assert_allclose(r.depth[0][side], expected[side], rtol=OBJECT_RTOL)
-    # Cone (base radius R, apex height H > h), centre column x = 0: its outline there is z = z_c - R (1 - y / H);
-    # with y = h - b t, z = t: t = (z_c - R + R h / H) / (1 + R b / H).
-    cone_r, cone_h = 1.0, 2.0
-    r = dw.render_scene(SceneSpec(objects=(dw.cone(0.0, z_c, cone_r, cone_h),), camera_height=h,
-                                  camera_pitch_deg=0.0), size)
-    col = r.surface[0][:, size // 2] == dw.OBJECT_SURFACE
-    assert col.sum() > 3
-    expected = (z_c - cone_r + cone_r * h / cone_h) / (1 + cone_r * ndc(size) / cone_h)
-    np.testing.assert_allclose(r.depth[0][col, size // 2], expected[col], rtol=OBJECT_RTOL)
+    # Cone (base radius R, apex height H), centre column (x = 0): its near outline there is z = z_c - R (1 - y / H).
+    # With y = h + t D_y, z = t D_z (D_y = -v cos p - sin p, D_z = cos p - v sin p):
+    # t = (z_c - R + R h / H) / (D_z - R D_y / H), where 0 <= y <= H. Seen from below the apex and, looking
+    # down steeply, from above it (rays steeper than the cone's side flip the order of the quadratic's roots).
+    for h_cam, p_deg, cone_r, cone_h in ((1.0, 0.0, 1.0, 2.0), (3.0, 30.0, 1.2, 1.0)):
+        p = math.radians(p_deg)
+        r = dw.render_scene(SceneSpec(objects=(dw.cone(0.0, 4.0, cone_r, cone_h),), camera_height=h_cam,
+                                      camera_pitch_deg=p_deg), size)
+        v = ndc(size)
+        d_y, d_z = -v * math.cos(p) - math.sin(p), math.cos(p) - v * math.sin(p)
+        t = (4.0 - cone_r + cone_r * h_cam / cone_h) / (d_z - cone_r * d_y / cone_h)
+        y = h_cam + t * d_y
+        on_cone = (y > 0.02) & (y < 0.98 * cone_h)  # clear of the base and the apex
+        col = r.surface[0][:, size // 2] == dw.OBJECT_SURFACE
+        assert on_cone.sum() > 3 and col[on_cone].all()
+        np.testing.assert_allclose(r.depth[0][on_cone, size // 2], t[on_cone], rtol=OBJECT_RTOL)
+
+
+def test_cylinder_top_cap_seen_from_above():
+    # A short cylinder (height H < h) whose cap centre (0, H, z_c) lies on the optical axis: tan p = (h - H) / z_c.
+    # The centre pixel sees it at distance sqrt(z_c^2 + (h - H)^2); every cap pixel lies on the plane y = H:
+    # t = (h - H) / (sin p + v cos p), at a point inside the disc x^2 + (z - z_c)^2 <= r^2.
+    size, h, z_c, radius, height = 65, 1.5, 5.0, 0.8, 0.6
+    p = math.atan2(h - height, z_c)
+    r = dw.render_scene(SceneSpec(objects=(dw.cylinder(0.0, z_c, radius, height),), camera_height=h,
+                                  camera_pitch_deg=math.degrees(p)), size)
+    c = size // 2
+    assert r.surface[0, c, c] == dw.OBJECT_SURFACE
+    assert r.depth[0, c, c] == pytest.approx(math.hypot(z_c, h - height), rel=OBJECT_RTOL)
+    u, v = ndc(size)[None, :], ndc(size)[:, None]
+    t = (h - height) / (math.sin(p) + v * math.cos(p))
+    x, z = t * u, t * (math.cos(p) - v * math.sin(p))
+    inside = np.broadcast_to(x * x + (z - z_c) ** 2 < (0.9 * radius) ** 2, (size, size))  # clear of the rim
+    assert inside.sum() > 10
+    assert (r.surface[0][inside] == dw.OBJECT_SURFACE).all()
+    np.testing.assert_allclose(r.depth[0][inside], np.broadcast_to(t, (size, size))[inside], rtol=OBJECT_RTOL)
 
 
 def test_focal_length_matches_the_pixel_grid():
@@ -246,7 +277,8 @@ def test_64_pixel_option():
     np.testing.assert_array_equal(data.scenes.positions, small.scenes.positions)  # same scenes, finer pixels
 
 
-def test_determinism_and_split_independence(train):
+def test_determinism_and_split_independence(train, monkeypatch):
+    monkeypatch.setattr(dw, "RENDER_CHUNK", 16)  # several chunks, rendered on two threads
     again = dw.generate_split("train", CFG, workers=2)
     assert again.images.tobytes() == train.images.tobytes()
     assert again.depth.tobytes() == train.depth.tobytes()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from crossflow_mini.eval import geneval as ev
-from crossflow_mini import tasks as recipes
+from crossflow_mini.tasks import registry as recipes
 from crossflow_mini.datasets.shapes import ShapesDataConfig
 from crossflow_mini.profiles import get_profile
 from crossflow_mini.datasets import shapes as sw
@@ -18,7 +18,7 @@ CFG = ShapesDataConfig(n_train=16, n_val=16, n_test=300)
 
 @pytest.fixture(scope="module")
 def judge():
-    return recipes.load("judge_shapes", get_profile("course"))
+    return recipes.load("judge_shapes", profile=get_profile("course"))
 
 
 @pytest.fixture(scope="module")

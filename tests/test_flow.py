@@ -18,7 +18,7 @@ from crossflow_mini.core import path as flow
 from crossflow_mini.core import sampling
 from crossflow_mini.profiles import get_profile
 from crossflow_mini.datasets import toy2d
-from crossflow_mini.core.transformer import MLPVelocity
+from crossflow_mini.core.mlp import MLPVelocity
 from crossflow_mini.tasks import flow2d
 
 F64 = torch.float64
@@ -271,6 +271,44 @@ def test_trajectory_shape_and_end_points(method):
     torch.testing.assert_close(out.sample, z0 + 1)
     torch.testing.assert_close(out.times, torch.linspace(0, 1, 6))
     assert sampling.sample(lambda z, t: z, z0, 5, method=method).trajectory is None
+
+
+def test_a_time_grid_starts_and_ends_where_asked():
+    # dz/dt = 2 t from t = 0.3 to 1 (Heun exact on a linear-in-t field): z(1) - z(0.3) = 1 - 0.09
+    z0 = torch.zeros(2, 1, dtype=F64)
+    field = lambda z, t: 2 * t.to(z.dtype)[:, None].expand_as(z)  # noqa: E731
+    out = sampling.sample(field, z0, 7, "heun", t_start=0.3)
+    torch.testing.assert_close(out.sample, z0 + 0.91, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.times, torch.linspace(0.3, 1.0, 8))
+    grid = [0.0, 0.1, 0.5, 1.0]  # an explicit, uneven grid: Euler evaluates at its left points
+    seen = []
+    sampling.sample(lambda z, t: seen.append(float(t[0])) or z * 0, z0, grid=grid)
+    assert seen == pytest.approx([0.0, 0.1, 0.5])
+    # finishing from the midpoint of a run equals the second half of the same run
+    lin = lambda z, t: -z * (1 + t.to(z.dtype)[:, None])  # noqa: E731
+    whole = sampling.sample(lin, torch.ones(3, 1, dtype=F64), 8, "euler", return_trajectory=True)
+    half = sampling.sample(lin, whole.trajectory[4], 4, "euler", t_start=0.5)
+    torch.testing.assert_close(half.sample, whole.sample)
+    for bad in ([0.5, 0.2], [0.0], [0.0, 1.5]):
+        with pytest.raises(ValueError, match="time grid"):
+            sampling.sample(lin, z0, grid=bad)
+    with pytest.raises(ValueError, match="t_start"):
+        sampling.sample(lin, z0, 4, t_start=1.0)
+
+
+def test_the_public_codes_euler_grid():
+    """FlowMatchingSolver.sample_euler: N steps of (1 - 1e-5) / N, the network evaluated at linspace(0, 1 - 1e-5, N)."""
+    n = 5
+    seen = []
+
+    def field(z, t):
+        seen.append(float(t[0]))
+        return torch.ones_like(z)
+
+    out = sampling.sample(field, torch.zeros(1, 1, dtype=F64), n, method="euler_public")
+    assert seen == pytest.approx([k * (1 - 1e-5) / (n - 1) for k in range(n)])
+    torch.testing.assert_close(out.sample, torch.full((1, 1), 1 - 1e-5, dtype=F64))  # n steps of (1 - 1e-5) / n
+    assert out.nfe == n
 
 
 @pytest.mark.parametrize("steps", [0, -1, 2.0])

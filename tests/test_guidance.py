@@ -61,13 +61,16 @@ def test_swap_is_a_derangement_within_the_unconditional_subset(method):
         assert sorted(perm.tolist()) == list(range(b))
 
 
-def test_roll_is_the_public_code_roll_by_one():
+def test_roll_is_the_public_codes_cat_of_target_1_on_and_target_0():
+    """The public code: target_null = cat((target_null[1:], target_null[:1])) - each unconditional sample takes the
+    NEXT unconditional sample's target, the last one the first's."""
     mask = torch.tensor([False, True, False, True, True, False])
     z1 = torch.randn(6, 4)
     swapped, _ = swap_targets(z1, mask)
     idx = mask.nonzero().flatten()
-    assert torch.equal(swapped[idx], torch.roll(z1[idx], 1, dims=0))
-    assert derangement_within(mask).tolist() == [0, 4, 2, 1, 3, 5]
+    target_null = z1[idx]
+    assert torch.equal(swapped[idx], torch.cat((target_null[1:], target_null[:1])))
+    assert derangement_within(mask).tolist() == [0, 3, 2, 4, 1, 5]
 
 
 def test_random_swap_draws_different_derangements():
@@ -104,6 +107,18 @@ def test_swap_leaves_the_inputs_alone():
 def _inputs(b=5, dim=6):
     g = torch.Generator().manual_seed(0)
     return torch.randn(b, dim, generator=g), torch.rand(b, generator=g)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_guidance_is_refused(bad):
+    model = ToyVelocity()
+    z, t = _inputs()
+    with pytest.raises(ValueError, match="finite"):
+        guided_velocity(model, z, t, bad)
+    with pytest.raises(ValueError, match="finite"):
+        GuidanceConfig(scale=bad)
+    with pytest.raises(TypeError, match="number"):
+        guided_velocity(model, z, t, "3")
 
 
 def test_w1_is_exactly_the_conditional_model_in_one_call():

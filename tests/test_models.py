@@ -1,4 +1,4 @@
-"""Tests of the latent-patch transformers (crossflow_mini.models): the CrossFlow velocity model with its CFG
+"""Tests of the latent-patch transformers (crossflow_mini.core.transformer): the CrossFlow velocity model with its CFG
 indicator (paper Sec. 4, 4.2) and the cross-attention baseline (standard flow matching, paper Table 1).
 
 Small widths keep every test fast; the default configs are only built to report their parameter counts."""
@@ -24,11 +24,10 @@ from crossflow_mini.core.transformer import (
     CrossAttentionTransformerConfig,
     VelocityTransformer,
     VelocityTransformerConfig,
-    parameter_report,
     patchify,
     unpatchify,
 )
-from crossflow_mini.utils import count_parameters
+from crossflow_mini.core.params import count_parameters, parameter_report
 
 SMALL = dict(width=32, depth=2, heads=2, time_dim=32)
 SHAPE = (4, 8, 8)

@@ -299,3 +299,57 @@ def test_judge_split_covers_every_combination_and_is_not_train():
     combos = {(sw.SHAPES[s], sw.COLOURS[c]) for s, c in zip(judge.shapes[present], judge.colours[present])}
     assert combos == {(s, c) for s in sw.SHAPES for c in sw.COLOURS}
     assert not (judge.images == train.images).all(axis=(1, 2, 3)).any()
+
+
+# ------------------------------------------------------------------------------------ shipped captions
+# Captions of CFG (seed 0) as the first shipped version wrote them, recorded before the caption grammar moved to
+# shapes_text and the rich vocabulary was added: the template vocabulary must keep them bit for bit.
+SHIPPED_CAPTIONS = {
+    "train": ["there is one large blue circle on the left", "a large blue square below a small red circle",
+              "a small yellow cross on the right", "a large green triangle on the left", "2 red triangles",
+              "a large cyan diamond to the right of a small blue cross"],
+    "val": ["there is one small purple diamond on the right", "two purple diamonds",
+            "a blue diamond to the left of a yellow cross", "a big cyan diamond at the bottom of the image",
+            "there is one small red square at the bottom", "a small red circle at the top"],
+    "test": ["a purple diamond to the left of a cyan triangle", "a little green triangle at the bottom of the image",
+             "a cyan triangle to the right of a purple cross",
+             "a small cyan triangle to the right of a small red diamond", "there are two cyan squares",
+             "a purple square below a red cross"],
+}
+SHIPPED_CAPTION_SHA256 = {
+    "train": "51d3ac500c2217988c211e4ab40e39cec6a3b975627fabe37862b29edc5a4a26",
+    "val": "0dbac7bd2d8c7ee271456e8e4262c70555b563194e54c9b4ef6a14bc865cb327",
+    "test": "3938587ffd5c07c65ae980a6a8785379e6638fca4ac353f3ea91f0ffe245bed4",
+}
+SHIPPED_IMAGE_SHA256_PREFIX = {"train": "48d5e55f2d547a74", "val": "c4e3d24a016ca242", "test": "dc6e3a4bc7d04116"}
+
+
+def test_template_vocabulary_keeps_the_shipped_captions_and_config_hash(splits):
+    import hashlib
+
+    from crossflow_mini.configs import config_hash, to_dict
+
+    for split, data in splits.items():
+        assert data.captions[:6] == SHIPPED_CAPTIONS[split]
+        assert hashlib.sha256("\n".join(data.captions).encode()).hexdigest() == SHIPPED_CAPTION_SHA256[split]
+        assert hashlib.sha256(data.images.tobytes()).hexdigest()[:16] == SHIPPED_IMAGE_SHA256_PREFIX[split]
+        assert data.vocabulary == "template" and not data.test_only_wording.any()
+    # The added field stays out of the JSON (and so out of every shipped checkpoint's config hash) by default.
+    assert ShapesDataConfig().vocabulary == "template" and "vocabulary" not in to_dict(ShapesDataConfig())
+    assert config_hash(ShapesDataConfig()) == "2bd8957877bf" and config_hash(CFG) == "9548f8c439b0"
+    rich = dataclasses.replace(CFG, vocabulary="rich")
+    assert to_dict(rich)["vocabulary"] == "rich" and config_hash(rich) != config_hash(CFG)
+
+
+def test_unknown_vocabulary_is_refused():
+    with pytest.raises(ValueError, match="template, rich"):
+        sw.generate_split("val", dataclasses.replace(CFG, vocabulary="fancy"))
+    with pytest.raises(ValueError, match="template, rich"):
+        sw.captions_for({"kind": "count", "objects": []}, "fancy")
+
+
+def test_subset_keeps_vocabulary_and_wording_flags():
+    data = sw.generate_split("test", dataclasses.replace(CFG, vocabulary="rich"))
+    part = data.subset(data.test_only_wording)
+    assert part.vocabulary == "rich" and len(part) == data.test_only_wording.sum() and part.test_only_wording.all()
+    assert part.attributes(0)["test_only_wording"] is True

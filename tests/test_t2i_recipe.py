@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from crossflow_mini import tasks as recipes
+from crossflow_mini.tasks import registry as recipes
 from crossflow_mini.configs import config_hash
 from crossflow_mini.profiles import get_profile
-from crossflow_mini.tasks import t2i
+from crossflow_mini.tasks import ablation, t2i
 
 SMOKE = get_profile("smoke")
 
@@ -24,10 +24,10 @@ def test_choose_scale_takes_the_best_and_breaks_ties_towards_the_cheaper_scale()
 def test_ablation_has_the_table_3a_and_3b_runs_with_the_shared_budget():
     cfg = get_profile("full").t2i_ablation
     base = get_profile("full").t2i_shapes
-    runs = t2i.ablation_recipes(base, cfg)
+    runs = ablation.ablation_recipes(base, cfg)
     assert set(runs) == {"3a:plain", "3a:noise", "3a:ve", "3b:text_text", "3b:image_text"}
-    assert {runs[k].model.text_ve.enc_loss for k in ("3a:plain", "3a:noise", "3a:ve")} == {"text_recon"}
-    assert {r.model.text_ve.variant for r in runs.values()} == {"plain", "noise", "ve"}
+    assert {runs[k].model.source.enc_loss for k in ("3a:plain", "3a:noise", "3a:ve")} == {"text_recon"}
+    assert {r.model.source.variant for r in runs.values()} == {"plain", "noise", "ve"}
     assert all(r.train == cfg.train for r in runs.values())
     assert all(r.model.velocity == base.model.velocity for r in runs.values())  # only the Text VE changes
     assert len({config_hash(r) for r in runs.values()}) == len(runs)
@@ -37,7 +37,7 @@ def test_course_and_full_share_the_shipped_recipe_and_it_fits_the_autoencoder():
     course, full = get_profile("course"), get_profile("full")
     assert course.t2i_shapes == full.t2i_shapes
     assert course.t2i_shapes.autoencoder == course.autoencoder_shapes
-    assert course.t2i_shapes.text.max_tokens == course.t2i_shapes.model.text_ve.max_tokens
+    assert course.t2i_shapes.text.max_tokens == course.t2i_shapes.model.source.max_tokens
 
 
 def test_mismatched_token_limits_are_refused():
@@ -51,7 +51,7 @@ def test_mismatched_token_limits_are_refused():
 
 def test_smoke_recipe_trains_evaluates_and_reloads(tmp_cache, monkeypatch):
     monkeypatch.setenv("CROSSFLOW_PROFILE", "smoke")  # as `--profile smoke` does: the eval settings follow it
-    model, metrics = recipes.RECIPES["t2i_shapes"].train(SMOKE.t2i_shapes, "t2i_shapes")
+    model, metrics = recipes.get("t2i_shapes").train(SMOKE.t2i_shapes, "t2i_shapes", SMOKE)
     assert metrics["train_steps"] == SMOKE.t2i_shapes.train.steps and metrics["train_seconds_all_parts"] > 0
     assert set(metrics["val_sweep"]) == {f"w={w:g}" for w in SMOKE.t2i_eval.scales}
     assert metrics["chosen_scale"] in SMOKE.t2i_eval.scales
@@ -67,7 +67,7 @@ def test_smoke_recipe_trains_evaluates_and_reloads(tmp_cache, monkeypatch):
 
 def test_smoke_ablation_study_runs(tmp_cache):
     out = recipes.run_study("t2i_ablation", SMOKE)
-    assert out["split"] == "val" and set(out["runs"]) == set(t2i.ablation_recipes(SMOKE.t2i_shapes,
+    assert out["split"] == "val" and set(out["runs"]) == set(ablation.ablation_recipes(SMOKE.t2i_shapes,
                                                                                    SMOKE.t2i_ablation))
     with pytest.raises(KeyError, match="unknown study"):
         recipes.run_study("nope", SMOKE)
@@ -86,6 +86,5 @@ def test_cli_lists_the_study_and_refuses_unknown_names(capsys, monkeypatch, tmp_
 
 def test_load_results_names_the_command_when_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(recipes, "RESULTS_DIR", tmp_path)
-    monkeypatch.setattr(recipes, "results_path", lambda name: tmp_path / f"{name}.json")
     with pytest.raises(FileNotFoundError, match="reproduce t2i_ablation"):
         recipes.load_results("t2i_ablation")

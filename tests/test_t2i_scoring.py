@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from crossflow_mini import tasks as recipes
+from crossflow_mini.tasks import registry as recipes
 from crossflow_mini.datasets.shapes import ShapesDataConfig
 from crossflow_mini.profiles import get_profile
 from crossflow_mini.datasets import shapes as sw
@@ -21,7 +21,7 @@ def _singles():
 
 
 def test_real_renders_score_perfectly_with_the_shipped_judge():
-    judge = recipes.load("judge_shapes", get_profile("course"))
+    judge = recipes.load("judge_shapes", profile=get_profile("course"))
     single = _singles()
     res = judge_single_objects(judge, single.images_tensor(), single)
     assert res["n_prompts"] == len(single) > 50
@@ -30,7 +30,7 @@ def test_real_renders_score_perfectly_with_the_shipped_judge():
 
 
 def test_wrong_colour_is_caught():
-    judge = recipes.load("judge_shapes", get_profile("course"))
+    judge = recipes.load("judge_shapes", profile=get_profile("course"))
     single = _singles()
     recoloured = (single.colours + 1) % len(sw.COLOURS)  # every object in the next colour
     images = sw.render(single.shapes, np.where(single.shapes >= 0, recoloured, -1), single.sizes, single.centres)

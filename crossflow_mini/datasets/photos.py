@@ -24,9 +24,11 @@ cell, text, page, lfw_subset faces) have no colour to learn; synthetic pictures 
 chessboards, horse silhouette, logos, gift box) are not natural images; a few files are too small for a patch
 (multipage tiffs, a 25 x 14 animated gif, microaneurysms at 102 x 102 grey).
 
-Nine scenes is small; the patches are many (a 32-pixel patch grid gives about 3,900 training, 126 validation and
-504 test patches, and random crops give far more), but all of them come from nine pictures: scores measure how
-well a model generalises to *two unseen photographs*, which the notebook says beside every number.
+Nine scenes is small. The patches are many - the non-overlapping 32-pixel grid holds 3,890 training, 126
+validation and 504 test patches (2,417 / 124 / 417 once near-flat ones are dropped, as
+:mod:`crossflow_mini.datasets.superres` does), and random crops give far more - but they all come from nine
+pictures: a test score measures how well a model generalises to *two unseen photographs*, which the notebook
+says beside every number.
 
 Behaviour change (notebook 10): ``TRAIN_PHOTOS`` and ``TEST_PHOTOS`` used to be six and three files with the
 stereo pair split between them (``motorcycle_left`` in train, ``motorcycle_right`` in test) - a leak. Now

@@ -544,8 +544,8 @@ def generate_split(split: str, cfg: ShapesDataConfig = ShapesDataConfig()) -> Sh
         test_only = np.zeros(n, dtype=bool)
     else:  # a separate random stream: the scenes (and `rng`) stay exactly those of the template vocabulary
         text_rng = np.random.default_rng([split_seed(split, cfg), shapes_text.RICH_CAPTION_STREAM])
-        fraction = shapes_text.TEST_ONLY_WORDING_FRACTION if split == "test" else 0.0
-        captions, test_only = shapes_text.rich_captions(names, text_rng, fraction)
+        share = shapes_text.TEST_ONLY_WORDING_FRACTION if split == "test" else 0.0
+        captions, test_only = shapes_text.rich_captions(names, text_rng, share)
     images = render(scenes.shapes, scenes.colours, scenes.sizes, scenes.centres, cfg.image_size)
     return ShapesWorldSplit(split=split, images=images, captions=captions, kinds=kinds, n_objects=scenes.n_objects,
                             shapes=scenes.shapes, colours=scenes.colours, sizes=scenes.sizes,
@@ -589,8 +589,7 @@ __all__ = [
     "SHAPES", "SHAPE_PLURALS", "COLOUR_RGB", "COLOURS", "BACKGROUND_RGB", "SIZES", "SIZE_HALF_EXTENTS",
     "POSITIONS", "POSITION_ANCHORS", "RELATIONS", "INVERSE_RELATION", "SCENE_KINDS", "SPLITS", "MAX_OBJECTS",
     "HELDOUT_COMBINATIONS", "HELDOUT_TEST_FRACTION", "CAPTION_TEMPLATES", "SIZE_WORDS", "POSITION_PHRASES",
-    "RELATION_PHRASES", "NUMBER_WORDS", "VOCABULARIES", "ShapesWorldSplit",
-    "ShapesWorldDataset",
+    "RELATION_PHRASES", "NUMBER_WORDS", "VOCABULARIES", "ShapesWorldSplit", "ShapesWorldDataset",
     "generate_split", "load_shapes", "split_seed", "render", "render_masks", "caption_for", "captions_for",
     "position_of", "relation_of", "benchmark",
 ]

@@ -300,6 +300,8 @@ class _Chooser:
             return test_only
         if self.shortest:
             return min(options, key=lambda o: caption_tokens(key(o)))
+        if self.u is None:
+            return options[0]
         return options[min(int(u * len(options)), len(options) - 1)]
 
 
@@ -605,8 +607,9 @@ def scene_matches(parsed: dict[str, Any] | None, attributes: dict[str, Any]) -> 
 
     Keys: ``parsed`` (the caption was understood), ``kind``, ``count`` (number of objects), ``shapes`` and
     ``colours`` (the sets named), ``objects`` (the (shape, colour) bindings), ``sizes`` (every size the caption
-    states is right; None if it states none), ``position`` (single scenes, else None), ``relation`` (pair
-    scenes, else None; either sentence order counts) and ``scene`` (all of them)."""
+    states is that of the true object most like the one named, by shape then colour; None if it states none),
+    ``position`` (single scenes, else None), ``relation`` (pair scenes, else None; either sentence order counts)
+    and ``scene`` (all of them)."""
     truth = attributes["objects"]
     kind = attributes["kind"]
     out: dict[str, bool | None] = {
@@ -623,9 +626,12 @@ def scene_matches(parsed: dict[str, Any] | None, attributes: dict[str, Any]) -> 
     out["colours"] = {o["colour"] for o in said} == {o["colour"] for o in truth}
     out["objects"] = {(o["shape"], o["colour"]) for o in said} == {(o["shape"], o["colour"]) for o in truth}
     stated = [o for o in said if o["size"] is not None]
-    if stated:
+    if stated:  # each stated size against the true object(s) most like the one named (shape, then colour)
+        def likeness(o: dict[str, Any], t: dict[str, Any]) -> tuple[bool, bool]:
+            return t["shape"] == o["shape"], t["colour"] == o["colour"]
+
         out["sizes"] = all(any(t["size"] == o["size"] for t in truth
-                               if (t["shape"], t["colour"]) == (o["shape"], o["colour"])) for o in stated)
+                               if likeness(o, t) == max(likeness(o, x) for x in truth)) for o in stated)
     if kind == "single":
         out["position"] = parsed["kind"] == "single" and parsed["position"] == attributes["position"]
     if kind == "pair":

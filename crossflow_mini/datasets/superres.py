@@ -1,25 +1,26 @@
 """Super-resolution pairs: a high-resolution (HR) image, its 4x smaller low-resolution (LR) version, and the
 CrossFlow *source* made from it.
 
-The paper (Sec. 5, Table 6; CROSSFLOW_NOTES Sec. 7) does 4x super-resolution on ImageNet, 64 -> 256, and its
+The paper (Table 6; CROSSFLOW_NOTES Sec. 7) does 4x super-resolution on ImageNet, 64 -> 256, and its
 source is **the bicubic upsampling of the LR image** - no concatenated conditioning: the flow starts at the blurry
 picture and ends at the sharp one. Here the HR image is a 32 x 32 patch (64 x 64 as an option), the LR image is
 8 x 8 (16 x 16), and the flow runs between two tensors of the same shape ``(C, H, W)``:
 
     lr        = clamp(downsample(hr), -1, 1)                                (C, H/4, W/4)
     upsampled = clamp(F.interpolate(lr, (H, W), "bicubic", align_corners=False), -1, 1)     (C, H, W)
-    flow:       x_0 = (a Gaussian latent near) upsampled  ->  x_1 = hr
+    flow:       x_0 = upsampled (or the source encoder's latent of it)  ->  x_1 = hr
 
 **The degradation is anti-aliased bicubic downsampling** (``F.interpolate(..., mode="bicubic",
 antialias=True)``): every LR pixel is a weighted mean of the HR pixels under a bicubic kernel stretched 4x, so
 detail finer than the LR grid can hold (periods under 8 HR pixels) is averaged away instead of folding back as
-false coarse patterns (aliasing, moire). Why this one: it is the standard "bicubic degradation" of the
-super-resolution literature (MATLAB ``imresize`` and PIL's ``BICUBIC`` resize, which torch's ``antialias=True``
-reproduces; SR3's ImageNet LR images, which the paper follows, are made this way), and its stop band is much
-cleaner than a 4 x 4 box average's: a stripe pattern of period 3 pixels keeps about 7 % of its amplitude after
-bicubic, 25 % after the box (the box's sinc side lobe). ``downsample="area"`` (4 x 4 box average, what a
-sensor with 4x larger pixels records) is the simple alternative. Plain subsampling ``hr[..., ::4, ::4]`` - or
-``F.interpolate`` without ``antialias`` - keeps one pixel in 16 and aliases; tests check that we do not.
+false coarse patterns (aliasing, moire). Why this one: it is the usual "bicubic degradation" of the
+super-resolution literature (MATLAB ``imresize``; PIL's ``BICUBIC`` resize, which torch's ``antialias=True``
+matches when downsampling, per torch's documentation; CROSSFLOW_NOTES does not record how the paper made its LR
+images), and its stop band is much cleaner than a 4 x 4 box average's: a stripe pattern of period 3 pixels
+keeps about 7 % of its amplitude after bicubic, 25 % after the box (the box's sinc side lobe).
+``downsample="area"`` (4 x 4 box average, what a sensor with 4x larger pixels records) is the simple
+alternative. Plain subsampling ``hr[..., ::4, ::4]`` - or ``F.interpolate`` without ``antialias`` - keeps one
+pixel in 16 and aliases; tests check that we do not.
 
 Two data sets:
 
@@ -27,7 +28,8 @@ Two data sets:
   (6 training, 1 validation, 2 test photos: :func:`photo_counts`). **Training** examples are random crops with a
   random flip / 90-degree rotation (the 8 symmetries of the square: a small patch of a photo has no preferred
   orientation); each photo is drawn equally often (by area the 1411-pixel retina would give half of them).
-  **Validation and test** patches are the fixed, non-overlapping grid of the split's photos. Near-flat patches
+  **Validation and test** patches are the fixed, non-overlapping grid of the split's photos: 124 / 417 patches
+  at 32 pixels, 28 / 119 at 64 (``n_val`` / ``n_test`` thin them evenly). Near-flat patches
   (black sky, the dark rim of the retina) are left out everywhere: their SR is trivial and would inflate PSNR;
   a patch is kept when sqrt(mean over channels of its per-channel variance) >= ``min_patch_std``.
 * ``"fashion"`` - Fashion-MNIST (``load_fashion``), 28 x 28 centred on a ``hr_size`` canvas (32: 1 x 32 x 32 ->

@@ -125,7 +125,7 @@ def cider_d_scores(candidates: Sequence[str], references: Sequence[Sequence[str]
     df(g) the number of images whose references contain g. For each reference and each n in 1..4:
     ``sum_g min(c_g, r_g) r_g / (|c| |r|)`` (clipped cosine of the candidate and reference vectors, 0 if either is
     empty), times ``exp(-(len_c - len_r)^2 / (2 sigma^2))``; mean over n, mean over references, x 10. As in the
-    COCO code, the length of a sentence is its number of bigrams."""
+    COCO code, the length of a sentence is its number of bigrams (words - 1: the same differences)."""
     _check(candidates, references)
     cands = [_ngrams(_tokens(c), n) for c in candidates]
     refs = [[_ngrams(_tokens(r), n) for r in rs] for rs in references]

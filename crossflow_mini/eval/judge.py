@@ -111,7 +111,7 @@ def read_scenes(net: JudgeNet, images: torch.Tensor, batch_size: int = 256) -> l
     from scipy import ndimage
 
     net.eval()
-    device = next(net.parameters()).device
+    device = next(net.parameters(), torch.empty(0)).device  # a parameter-free net (a test's oracle) runs on the CPU
     scenes: list[list[ReadObject]] = []
     for start in range(0, len(images), batch_size):
         logits = net(images[start:start + batch_size].to(device))

@@ -35,6 +35,7 @@ measured here (the Inception network shipped for FID gives pool features, not cl
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -142,8 +143,10 @@ def kid_from_features(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> 
     if size < 2:
         raise ValueError(f"KID needs at least 2 images per set, got {len(real)} and {len(fake)}")
     whole = size == len(real) == len(fake)
-    metric = KernelInceptionDistance(feature=_GivenFeatures(), subsets=1 if whole else KID_SUBSETS,
-                                     subset_size=size)
+    with warnings.catch_warnings():  # it warns that it keeps all features: here they are already in memory
+        warnings.filterwarnings("ignore", message=".*save all extracted features.*")
+        metric = KernelInceptionDistance(feature=_GivenFeatures(), subsets=1 if whole else KID_SUBSETS,
+                                         subset_size=size)
     metric.update(real, real=True)
     metric.update(fake, real=False)
     with torch.random.fork_rng(devices=[]):  # torchmetrics draws the subsets from the global generator

@@ -50,15 +50,15 @@ class NamedCheckpoint:
 
 def _autoencoder(recipe: Any, profile: Profile) -> torch.nn.Module:
     """The autoencoder a flow recipe builds on (``autoencoder_shapes`` or ``autoencoder_fashion``)."""
-    return load(f"autoencoder_{recipe.autoencoder.dataset}", recipe.autoencoder, profile)
+    return load(f"autoencoder_{recipe.autoencoder.dataset}", profile, recipe=recipe.autoencoder)
 
 
 def _judge(profile: Profile) -> torch.nn.Module:
-    return load("judge_shapes", profile=profile)
+    return load("judge_shapes", profile)
 
 
 def _classifier(profile: Profile) -> torch.nn.Module:
-    return load("classifier_fashion", profile=profile)
+    return load("classifier_fashion", profile)
 
 
 def _train_t2i(recipe: Any, name: str, profile: Profile):
@@ -135,13 +135,13 @@ def _run_ablation(profile: Profile) -> tuple[Any, dict[str, Any]]:
 
 
 def _run_comparison(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    classifier, meta = find("classifier_fashion", profile=profile)
+    classifier, meta = find("classifier_fashion", profile)
     referees = {"autoencoder_shapes": _autoencoder(profile.t2i_shapes, profile),
                 "autoencoder_fashion": _autoencoder(profile.t2i_fashion, profile),
                 "judge": _judge(profile), "classifier": classifier,
                 "classifier_accuracy": meta["metrics"]["test_accuracy"]}
     cfg = {"compare": profile.t2i_compare, **{name: getattr(profile, name) for name in compare.CHECKPOINTS.values()}}
-    return cfg, compare.run_comparison(profile, lambda name, recipe: find(name, recipe, profile), referees,
+    return cfg, compare.run_comparison(profile, lambda name, recipe: find(name, profile, recipe=recipe), referees,
                                        profile.device)
 
 
@@ -173,7 +173,7 @@ def get(name: str) -> NamedCheckpoint:
     return CHECKPOINTS[name]
 
 
-def find(name: str, recipe: Any = None, profile: Profile | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+def find(name: str, profile: Profile | None = None, *, recipe: Any = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The checkpoint ``name`` built from ``recipe`` (default: the profile's recipe for it) and its ``config.json``
     (with the metrics measured when it was trained, e.g. the guidance scale chosen on validation prompts).
 
@@ -187,9 +187,9 @@ def find(name: str, recipe: Any = None, profile: Profile | None = None) -> tuple
     return model.to(profile.device).eval(), meta
 
 
-def load(name: str, recipe: Any = None, profile: Profile | None = None) -> torch.nn.Module:
+def load(name: str, profile: Profile | None = None, *, recipe: Any = None) -> torch.nn.Module:
     """:func:`find` without the meta: the model alone."""
-    return find(name, recipe, profile)[0]
+    return find(name, profile, recipe=recipe)[0]
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -269,4 +269,4 @@ def evaluate(name: str, profile: Profile | None = None) -> dict[str, Any]:
     profile = profile or get_profile()
     entry = get(name)
     recipe = entry.recipe(profile)
-    return entry.evaluate(load(name, recipe, profile), recipe, profile)
+    return entry.evaluate(load(name, profile, recipe=recipe), recipe, profile)
