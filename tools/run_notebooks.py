@@ -1,9 +1,15 @@
-"""Execute the course notebooks in order under one profile and record each one's wall time.
+"""Execute the course notebooks in order under one profile and report each one's wall time.
 
-    python tools/run_notebooks.py --profile course --inplace   # what `make notebooks` runs: outputs saved
-    python tools/run_notebooks.py --profile smoke              # timing only, notebooks left untouched
+    python tools/run_notebooks.py --profile course                 # what `make course` runs: executed copies go to
+                                                                   # build/notebooks/, the tracked notebooks stay as
+                                                                   # they are
+    python tools/run_notebooks.py --profile course --inplace --record   # what `make notebooks` runs (maintainers):
+                                                                   # outputs saved into notebooks/, times recorded
+    python tools/run_notebooks.py --profile smoke                  # timing only
 
-Times go to data/results/notebook_times.json (one entry per profile), which the README table is made from.
+Times are printed, and written to data/cache/notebook_times.json; with ``--record`` to
+data/results/notebook_times.json, which the README table is made from. The kernel talks to this process over local
+IPC sockets, not TCP (no "running over TCP without encryption" warning, nothing listening on a port).
 """
 
 from __future__ import annotations
@@ -17,40 +23,55 @@ import time
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 from clean_notebooks import clean  # noqa: E402
 
-TIMES = ROOT / "data" / "results" / "notebook_times.json"
+RECORDED_TIMES = ROOT / "data" / "results" / "notebook_times.json"
+LOCAL_TIMES = ROOT / "data" / "cache" / "notebook_times.json"
+EXECUTED_DIR = ROOT / "build" / "notebooks"
 TIMEOUT_S = 900
+
+
+def execute(path: Path, out: Path) -> float:
+    """Run one notebook (cwd: its own folder, so relative paths work as in JupyterLab); save it to ``out``."""
+    nb = nbformat.read(path, as_version=4)
+    km = KernelManager(kernel_name="python3", transport="ipc")
+    t0 = time.perf_counter()
+    NotebookClient(nb, km=km, timeout=TIMEOUT_S, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    seconds = time.perf_counter() - t0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out)
+    clean(str(out))
+    return seconds
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="course", choices=("smoke", "course", "full"))
-    ap.add_argument("--inplace", action="store_true", help="save the executed notebooks (cleaned)")
+    ap.add_argument("--inplace", action="store_true", help="save the executed notebooks into notebooks/ (cleaned)")
+    ap.add_argument("--record", action="store_true", help="write the times to data/results (the README's table)")
     ap.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb in order")
     args = ap.parse_args()
     os.environ["CROSSFLOW_PROFILE"] = args.profile
     os.environ.setdefault("CROSSFLOW_PROGRESS", "0")
-    paths = [Path(p) for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    paths = [Path(p).resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    times_file = RECORDED_TIMES if args.record else LOCAL_TIMES
+    times = json.loads(times_file.read_text()) if times_file.exists() else {}
     entry = times.setdefault(args.profile, {})
     for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        t0 = time.perf_counter()
-        NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-        seconds = time.perf_counter() - t0
+        out = path if args.inplace else EXECUTED_DIR / args.profile / path.name
+        seconds = execute(path, out)
         entry[path.stem] = round(seconds, 1)
-        print(f"{path.name}: {seconds:.1f} s", flush=True)
-        if args.inplace:
-            nbformat.write(nb, path)
-            clean(str(path))
+        print(f"{path.name}: {seconds:.1f} s -> {out.relative_to(ROOT)}", flush=True)
     times["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores"
-    TIMES.parent.mkdir(parents=True, exist_ok=True)
-    TIMES.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+    times_file.parent.mkdir(parents=True, exist_ok=True)
+    times_file.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+    print(f"times: {times_file.relative_to(ROOT)}")
     return 0
 
 

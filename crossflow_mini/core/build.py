@@ -1,19 +1,26 @@
-"""A flow model from its config: CrossFlow or the standard flow-matching baseline."""
+"""A model from its config: CrossFlow, the standard flow-matching baseline, or the regression baseline."""
 
 from __future__ import annotations
 
+from torch import nn
+
 from .baseline import BaselineConfig, BaselineModel
 from .crossflow import CrossFlowConfig, CrossFlowModel
-from .flow_model import FlowModel
+from .regression import RegressionConfig, RegressionModel
+
+ModelConfig = CrossFlowConfig | BaselineConfig | RegressionConfig
 
 
-def build_model(cfg: CrossFlowConfig | BaselineConfig) -> FlowModel:
-    """An untrained :class:`CrossFlowModel` or :class:`BaselineModel` for a model config."""
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """An untrained model for a model config: CrossFlow, the standard flow-matching baseline, or the regression
+    baseline - all with the same ``loss`` / ``generate`` interface."""
     if isinstance(cfg, BaselineConfig):
         return BaselineModel(cfg)
     if isinstance(cfg, CrossFlowConfig):
         return CrossFlowModel(cfg)
-    raise TypeError(f"no flow model for a {type(cfg).__name__}; use CrossFlowConfig or BaselineConfig")
+    if isinstance(cfg, RegressionConfig):
+        return RegressionModel(cfg)
+    raise TypeError(f"no model for a {type(cfg).__name__}; use CrossFlowConfig, BaselineConfig or RegressionConfig")
 
 
-__all__ = ["build_model"]
+__all__ = ["ModelConfig", "build_model"]
