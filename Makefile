@@ -2,6 +2,8 @@
 #   make course   run every notebook in order with the course profile; the executed copies go to build/notebooks/
 #   make test     unit tests + every notebook under nbval with the smoke profile (what CI runs)
 #   make lab      open JupyterLab on the notebooks
+#   make gpu-check  the same code on a CUDA GPU: training and sampling throughput, the paper profile's smoke run
+#                   with bf16 (says so and exits 0 where no GPU exists)
 #   make cli ARGS="list"    run the command line (python -m crossflow_mini ...) inside the environment
 # Options: NO_APT=1 skips the Debian package for Fashion-MNIST (the data target otherwise runs apt-get, with sudo
 # when not root); TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU-only torch build;
@@ -65,7 +67,7 @@ bench: setup
 	$(PY) -m crossflow_mini bench --out data/results/bench.json
 
 gpu-check: setup
-	$(PY) -m crossflow_mini.gpu_check
+	$(PY) -m crossflow_mini.gpu_check $(GPU_CHECK_ARGS)
 
 readme: setup
 	$(PY) tools/update_readme.py

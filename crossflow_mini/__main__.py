@@ -9,7 +9,10 @@
                                                          # reproduce t2i: the comparison and scaling studies)
     python -m crossflow_mini bench                       # speed figures for the README
 
-The profile comes from ``CROSSFLOW_PROFILE`` (or ``--profile``).
+The profile comes from ``CROSSFLOW_PROFILE`` (or ``--profile``). The same ``train`` command runs on several GPUs
+(or CPU processes) when ``accelerate launch`` starts it, e.g.
+``accelerate launch --multi_gpu --num_processes 8 --mixed_precision bf16 -m crossflow_mini train t2i_shapes``
+(docs/SCALING_UP.md); ``--mixed-precision`` and ``--grad-accum`` do the same for a plain one-process run.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("name")
     p_train.add_argument("--fresh", action="store_true",
                          help="discard an earlier run's saved state (data/cache/runs) and start from step 0")
+    p_train.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"),
+                         help="autocast precision (default: accelerate launch's --mixed_precision, else fp32)")
+    p_train.add_argument("--grad-accum", type=int, metavar="K",
+                         help="forward/backward passes per optimiser step (the global batch is unchanged)")
     p_eval = sub.add_parser("evaluate", help="re-measure a named checkpoint")
     p_eval.add_argument("name")
     p_rep = sub.add_parser("reproduce", help="train every shipped checkpoint from scratch, run every study, and "
@@ -61,9 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             _list(profile, recipes)
         elif args.command == "train":
+            from .distributed import GRAD_ACCUM_ENV, PRECISION_ENV, is_main_process
+
+            if args.mixed_precision:  # the training loop reads both (ParallelConfig.from_env)
+                os.environ[PRECISION_ENV] = args.mixed_precision
+            if args.grad_accum:
+                os.environ[GRAD_ACCUM_ENV] = str(args.grad_accum)
             out, metrics = recipes.train_and_save(args.name, profile, fresh=args.fresh)
-            print(f"saved {out}")
-            print(json.dumps(metrics, indent=2))
+            if is_main_process():  # the other processes of a launched run save nothing
+                print(f"saved {out}")
+                print(json.dumps(metrics, indent=2))
         elif args.command == "evaluate":
             print(json.dumps(recipes.evaluate(args.name, profile), indent=2))
         elif args.command == "reproduce":

@@ -69,10 +69,10 @@ def build_vae(cfg: AutoencoderConfig) -> "AutoencoderKL":
 class ImageAutoencoder(nn.Module):
     """AutoencoderKL + its latent scale. ``encode`` gives scaled latents, ``decode`` takes them back to images."""
 
-    def __init__(self, cfg: AutoencoderConfig):
+    def __init__(self, cfg: AutoencoderConfig, vae: "AutoencoderKL | None" = None):
         super().__init__()
         self.cfg = cfg
-        self.vae = build_vae(cfg)
+        self.vae = vae if vae is not None else build_vae(cfg)  # a given one: a pretrained VAE (load_pretrained_vae)
         self.register_buffer("latent_scale", torch.tensor(1.0))
 
     @property
@@ -124,6 +124,37 @@ class ImageAutoencoder(nn.Module):
         scale = 1.0 / torch.cat(zs).std().item()
         self.latent_scale.fill_(scale)
         return scale
+
+
+def load_pretrained_vae(path: str, *, scaling_factor: float | None = None,
+                        image_size: int | None = None) -> ImageAutoencoder:
+    """A local diffusers ``AutoencoderKL`` folder (``config.json`` + weights, as ``save_pretrained`` writes it; e.g.
+    the SD-VAE of the paper) as a frozen :class:`ImageAutoencoder` for ``image_size`` images (default: the
+    folder's ``sample_size``). Its latents are multiplied by ``scaling_factor`` - by default the folder's own
+    (0.18215 for the SD-VAEs); the CrossFlow public code uses 0.23010 with its SD-VAE (CROSSFLOW_NOTES Sec. 3).
+    Loaded with ``local_files_only``: nothing is downloaded."""
+    from pathlib import Path
+
+    from diffusers import AutoencoderKL
+
+    folder = Path(path).expanduser()
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a local diffusers AutoencoderKL folder (no config.json): save one "
+                                f"with `vae.save_pretrained(folder)`, or point CROSSFLOW_VAE at one")
+    vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
+    c = vae.config
+    if getattr(c, "shift_factor", None):
+        raise ValueError(f"the VAE in {folder} shifts its latents (shift_factor={c.shift_factor}, as the SD3 and FLUX "
+                         f"VAEs do); only scale-only VAEs (SD-VAE) are supported here")
+    if set(c.down_block_types) != {"DownEncoderBlock2D"}:
+        raise ValueError(f"the VAE in {folder} uses blocks {c.down_block_types}; only DownEncoderBlock2D VAEs "
+                         f"(SD-VAE) are supported here")
+    cfg = AutoencoderConfig(in_channels=c.in_channels, latent_channels=c.latent_channels,
+                            block_out_channels=tuple(c.block_out_channels), layers_per_block=c.layers_per_block,
+                            norm_num_groups=c.norm_num_groups, image_size=image_size or c.sample_size)
+    ae = ImageAutoencoder(cfg, vae=vae)
+    ae.latent_scale.fill_(float(c.scaling_factor if scaling_factor is None else scaling_factor))
+    return ae.eval().requires_grad_(False)
 
 
 def psnr(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:

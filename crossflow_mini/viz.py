@@ -11,8 +11,16 @@ import torch
 FIG_WIDTH = 7.0  # inches: a page-width figure at the notebook's dpi
 
 
-def to_numpy_images(images: torch.Tensor | np.ndarray) -> np.ndarray:
-    """``(N, C, H, W)`` floats in [-1, 1] or ``(N, H, W, C)`` uint8 -> ``(N, H, W, C)`` floats in [0, 1]."""
+def to_numpy_images(images: torch.Tensor | np.ndarray | Sequence) -> np.ndarray:
+    """Images in any of the project's forms -> ``(N, H, W, C)`` floats in [0, 1]:
+
+    * a tensor ``(N, C, H, W)`` in [-1, 1] (the project's convention, e.g. ``autoencoder.decode``);
+    * a NumPy array ``(N, H, W, C)``: floats in [0, 1] (a pipeline's ``output_type="np"``) or uint8;
+    * a list of PIL images (a pipeline's default ``output_type="pil"``)."""
+    if isinstance(images, (list, tuple)):
+        images = np.stack([np.asarray(im) for im in images])
+        if images.ndim == 3:  # grey-scale PIL images
+            images = images[..., None]
     if isinstance(images, torch.Tensor):
         x = images.detach().float().cpu()
         if x.ndim == 3:
@@ -108,3 +116,46 @@ def trajectories2d(trajectory: torch.Tensor, ax=None, c=None, title: str | None 
     ax.set_aspect("equal")
     ax.tick_params(labelsize=6)
     return ax
+
+
+def show_depth_grid(images: torch.Tensor | np.ndarray | None, rows: dict[str, np.ndarray | torch.Tensor],
+                    errors: dict[str, np.ndarray | torch.Tensor] | None = None, *, near: float = 0.5,
+                    far: float = 20.0, max_error: float = 1.0, size: float = 0.85, title: str | None = None,
+                    transpose: bool = False):
+    """Depth maps side by side: a row of RGB ``images`` (optional), one row per entry of ``rows`` (depth in metres,
+    ``(N, H, W)`` or ``(N, 1, H, W)``; one log colour scale from ``near`` to ``far`` m, near = bright), then one row
+    per entry of ``errors`` (e.g. ``|ln pred - ln true|``, 0 to ``max_error``, NaN = no ground truth, shown grey).
+    ``transpose=True`` puts each entry in a column instead (for one or two images)."""
+    from matplotlib.colors import LogNorm
+
+    def arr(x: np.ndarray | torch.Tensor) -> np.ndarray:
+        a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        return a[:, 0] if a.ndim == 4 else a
+
+    cmap_err = plt.get_cmap("magma").copy()
+    cmap_err.set_bad("0.7")
+    panels: list[tuple[str, np.ndarray, dict]] = []
+    if images is not None:
+        panels.append(("image", to_numpy_images(images), {}))
+    panels += [(k, np.clip(arr(v), near, far), {"cmap": "inferno_r", "norm": LogNorm(near, far)})
+               for k, v in rows.items()]
+    panels += [(k, np.ma.masked_invalid(arr(v)), {"cmap": cmap_err, "vmin": 0, "vmax": max_error})
+               for k, v in (errors or {}).items()]
+    n = len(panels[-1][1])
+    shape = (n, len(panels)) if transpose else (len(panels), n)
+    fig, axes = plt.subplots(*shape, figsize=(shape[1] * size + (0 if transpose else 0.9),
+                                              shape[0] * size + (0.3 if transpose else 0)), squeeze=False)
+    for i, (label, a, style) in enumerate(panels):
+        for j in range(n):
+            ax = axes[j, i] if transpose else axes[i, j]
+            ax.imshow(a[j], interpolation="nearest", **style)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if transpose:
+            axes[0, i].set_title(label, fontsize=6)
+        else:
+            axes[i, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight() if title else 1))  # 0.3 in: the title
+    return fig

@@ -18,3 +18,16 @@ def test_bench_quick_prints_every_figure(capsys, tmp_cache):
     for label in ("ShapesWorld render", "MiniLM text encoder cold", "MiniLM text encoder cache",
                   "Autoencoder training", "fp32 matmul peak", "CrossFlow training", "CrossFlow sampling"):
         assert label in out
+
+
+def test_the_2d_lesson_does_not_import_diffusers_or_transformers():
+    """Notebook 01 used to pay 17-24 s for imports it never uses; a fresh interpreter shows what its imports load."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from crossflow_mini import course, viz; from crossflow_mini.core import path, sampling; "
+            "from crossflow_mini.tasks import flow2d; course.start(quiet=True); "
+            "print(sorted(m for m in ('diffusers', 'transformers', 'torchmetrics') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

@@ -4,6 +4,7 @@
 * data/results/t2i_ablation.json   (python -m crossflow_mini reproduce t2i_ablation) -> ablation table
 * data/results/t2i_comparison.json, t2i_scaling.json (python -m crossflow_mini reproduce t2i) -> comparison and
   scaling tables
+* data/results/arithmetic.json     (python -m crossflow_mini reproduce arithmetic) -> arithmetic table
 * data/results/notebook_times.json (make notebooks / make notebook-times-smoke) -> run-time table
 * data/results/bench.json          (make bench)                              -> benchmark table
 
@@ -166,16 +167,45 @@ def scaling_table() -> str:
     return "\n".join(rows)
 
 
+def arithmetic_table() -> str:
+    a = _load("arithmetic.json")
+    if a is None:
+        return "(run `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce arithmetic`)"
+    t, paper = a["metrics"]["table8"], a["metrics"]["table8"]["paper_percent"]
+    kinds = ("addition", "subtraction", "combination", "overall")
+    rows = ["| what is flowed | cases | " + " | ".join(kinds) + " |", "|---|---|" + "---|" * len(kinds)]
+    label = {"arithmetic": "arithmetic on text latents (standardised)",
+             "control_no_standardisation": "the same, without the standardisation",
+             "control_draws": "the same, z0 drawn instead of mu",
+             "trivial_answer": "the trivial answer: the prompt the arithmetic should equal"}
+    for key, text in label.items():
+        for group in ("in_distribution", "heldout_combinations"):
+            r = t[key][group]
+            rows.append(f"| {text} | {group.replace('_', ' ')} | " + " | ".join(f"{r[k]:.1%}" for k in kinds) + " |")
+    rows.append("| paper Table 8 (COCO prompts, a detector judges) | - | "
+                + " | ".join(f"{paper[k]:.1f}%" for k in kinds) + " |")
+    n = {k: v["all"]["n"] for k, v in a["metrics"]["kinds"].items()}
+    rows += ["", f"Cases per kind: {', '.join(f'{k} {v}' for k, v in n.items())} (combination = the four attribute "
+             f"edits). Shipped `t2i_shapes`, judged by `judge_shapes`. Made by `{a['command']}` "
+             f"({a['metrics']['seconds']:.0f} s)."]
+    return "\n".join(rows)
+
+
 def runtimes_table() -> str:
     t = _load("notebook_times.json") or {}
-    names = sorted(set(t.get("course", {})) | set(t.get("smoke", {})))
-    rows = ["| notebook | course profile | smoke profile |", "|---|---|---|"]
+    cols = (("course_fresh_clone", "course, fresh clone (cold caches)"), ("course", "course, warm"),
+            ("smoke", "smoke (nbval)"))
+    names = sorted(set().union(*(t.get(k, {}) for k, _ in cols)))
+    rows = ["| notebook | " + " | ".join(label for _, label in cols) + " |", "|---|" + "---|" * len(cols)]
     for n in names:
-        c, s = t.get("course", {}).get(n), t.get("smoke", {}).get(n)
-        rows.append(f"| {n} | {f'{c:.0f} s' if c is not None else '-'} | {f'{s:.0f} s' if s is not None else '-'} |")
+        cells = [t.get(k, {}).get(n) for k, _ in cols]
+        rows.append(f"| {n} | " + " | ".join(f"{c:.0f} s" if c is not None else "-" for c in cells) + " |")
+    total = [sum(t.get(k, {}).values()) for k, _ in cols]
+    rows.append("| total | " + " | ".join(f"{x / 60:.1f} min" if x else "-" for x in total) + " |")
     rows.append("")
-    rows.append(f"Machine: {t.get('machine', '?')}. Made by `make notebooks` and `make notebook-times-smoke` "
-                f"(kernel start-up included).")
+    rows.append(f"Machine: {t.get('machine', '?')}. Made by `make notebooks` (warm), `make notebook-times-smoke`, "
+                f"and `python tools/run_notebooks.py --profile course --record-as course_fresh_clone` run first "
+                f"on a fresh clone (kernel start-up included). A machine busy with other work takes longer.")
     return "\n".join(rows)
 
 
@@ -209,7 +239,7 @@ def fill(text: str, name: str, body: str) -> str:
 def main() -> int:
     text = README.read_text()
     for name, fn in (("results", results_table), ("ablation", ablation_table), ("comparison", comparison_table),
-                     ("scaling", scaling_table), ("runtimes", runtimes_table), ("bench", bench_table)):
+                     ("scaling", scaling_table), ("arithmetic", arithmetic_table), ("runtimes", runtimes_table), ("bench", bench_table)):
         text = fill(text, name, fn())
     README.write_text(text)
     print("README.md tables updated")

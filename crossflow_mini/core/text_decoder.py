@@ -44,7 +44,7 @@ class TextDecoderConfig:
     ``mlp_ratio``)."""
 
     latent_shape: tuple[int, int, int] = (8, 4, 4)
-    vocab_size: int = 126
+    vocab_size: int = 122  # the ShapesWorld grammar's CaptionVocab
     max_len: int = 15
     latent_patch: int = 1
     width: int = 128

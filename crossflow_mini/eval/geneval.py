@@ -93,21 +93,32 @@ def geneval_scores(judge: JudgeNet, images_by_kind: dict[str, torch.Tensor], spl
     return out
 
 
+def prompt_groups(split: sw.ShapesWorldSplit) -> dict[str, np.ndarray]:
+    """The prompt groups scored apart, as boolean masks over the split: prompts whose scene holds a (shape, colour)
+    pair never seen in training (``heldout_combinations``) or not (``in_distribution``); and, where the split's
+    captions use the rich vocabulary, captions with wording that occurs only in test captions
+    (``test_only_wording``) or not (``train_wording``)."""
+    groups = {"in_distribution": ~split.heldout, "heldout_combinations": split.heldout.copy()}
+    if split.vocabulary == "rich" and split.test_only_wording.any():
+        groups |= {"train_wording": ~split.test_only_wording, "test_only_wording": split.test_only_wording.copy()}
+    return groups
+
+
 def mini_geneval(generate: Callable[[np.ndarray], torch.Tensor], judge: JudgeNet, split: sw.ShapesWorldSplit,
                  max_per_kind: int | None = None) -> dict[str, Any]:
     """mini-GenEval of a generator: ``generate(indices) -> images in [-1, 1]`` for prompts of ``split`` (one
-    image per prompt). Scored on all prompts, and on the prompts without / with a held-out (shape, colour) pair
-    apart (the same images, split by prompt)."""
+    image per prompt). Scored on all prompts (``"all"``), and on each group of :func:`prompt_groups` apart (the same
+    images, split by prompt)."""
     idx = prompt_indices(split, max_per_kind)
     images = {kind: generate(ix) for kind, ix in idx.items() if len(ix)}
     out: dict[str, Any] = {"all": geneval_scores(judge, images, split, idx)}
-    for label, heldout in (("in_distribution", False), ("heldout_combinations", True)):
-        keep = {kind: split.heldout[ix] == heldout for kind, ix in idx.items() if len(ix)}
+    for label, mask in prompt_groups(split).items():
+        keep = {kind: mask[ix] for kind, ix in idx.items() if len(ix)}
         sub_idx = {kind: idx[kind][k] for kind, k in keep.items()}
         sub_images = {kind: images[kind][torch.from_numpy(k)] for kind, k in keep.items()}
         out[label] = geneval_scores(judge, sub_images, split, sub_idx)
     return out
 
 
-__all__ = ["CATEGORIES", "CATEGORY_KIND", "PAPER_GENEVAL", "score_scene", "prompt_indices", "geneval_scores",
-           "mini_geneval"]
+__all__ = ["CATEGORIES", "CATEGORY_KIND", "PAPER_GENEVAL", "score_scene", "prompt_indices", "prompt_groups",
+           "geneval_scores", "mini_geneval"]

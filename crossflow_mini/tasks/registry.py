@@ -13,6 +13,7 @@ writes ``data/results/NAME.json`` without shipping a checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import shutil
@@ -22,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-from .. import checkpoints
+from .. import checkpoints, distributed
 from ..autoencoder import ImageAutoencoder
 from ..configs import config_hash, to_dict
 from ..core.build import build_model
@@ -31,7 +32,11 @@ from ..eval.judge import JudgeNet
 from ..paths import RESULTS_DIR, ROOT
 from ..profiles import Profile, get_profile
 from ..utils import atomic_write_text
-from . import ablation, autoencoder, compare, fashion, judge, t2i
+from . import ablation, autoencoder, compare, depth, fashion, judge, t2i, t2i_folder, variants
+from . import sr as sr_task
+from . import captioning, captioning_schedule, captioning_study
+from . import arithmetic
+from ..core.text_autoencoder import TextAutoencoder
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ def _classifier(profile: Profile) -> torch.nn.Module:
 
 
 def _train_t2i(recipe: Any, name: str, profile: Profile):
+    if not distributed.is_main_process():  # a helper process of a multi-process run: its share of the training only
+        return t2i.fit_and_time(recipe, _autoencoder(recipe, profile), name, profile.device)[0].model, {}
     return t2i.train_t2i(recipe, _autoencoder(recipe, profile), _judge(profile), profile.t2i_eval, name,
                          profile.device)
 
@@ -72,6 +79,8 @@ def _evaluate_t2i(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict
 
 
 def _train_fashion(recipe: Any, name: str, profile: Profile):
+    if not distributed.is_main_process():  # a helper process of a multi-process run: its share of the training only
+        return t2i.fit_and_time(recipe, _autoencoder(recipe, profile), name, profile.device)[0].model, {}
     return fashion.train_fashion_t2i(recipe, _autoencoder(recipe, profile), _classifier(profile),
                                      profile.t2i_compare, name, profile.device)
 
@@ -91,6 +100,47 @@ def _evaluate_plain(fn: Callable) -> Callable[[torch.nn.Module, Any, Profile], d
 
 def _flow_model(recipe: Any) -> torch.nn.Module:
     return build_model(recipe.model)
+
+
+def _train_folder(recipe: Any, name: str, profile: Profile):
+    return t2i_folder.train_folder_t2i(recipe, name, profile.device)
+
+
+def _evaluate_folder(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
+    return t2i_folder.evaluate_folder_t2i(model, recipe, profile.device)
+
+
+def _train_depth(recipe: Any, name: str, profile: Profile):
+    return depth.train_depth(recipe, profile.depth_eval, name, profile.device)
+
+
+def _evaluate_depth(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
+    return depth.evaluate_depth(model, recipe, profile.depth_eval, profile.device)
+
+
+def _train_sr(recipe: Any, name: str, profile: Profile):
+    return sr_task.train_sr(recipe, profile.sr_eval, name, profile.device)
+
+
+def _evaluate_sr(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
+    return sr_task.evaluate_sr(model, recipe, profile.sr_eval, profile.device)
+
+
+def _text_autoencoder(recipe: Any, profile: Profile) -> torch.nn.Module | None:
+    """The frozen text autoencoder a flow captioner flows to and decodes with (None for the other captioners)."""
+    if recipe.text_autoencoder is None:
+        return None
+    return load("text_autoencoder_shapes", profile, recipe=recipe.text_autoencoder)
+
+
+def _train_captioner(recipe: Any, name: str, profile: Profile):
+    return captioning.train_captioner(recipe, _autoencoder(recipe, profile), _text_autoencoder(recipe, profile),
+                                      profile.caption_eval, name, profile.device)
+
+
+def _evaluate_captioner(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
+    return captioning.evaluate_captioner(model, recipe, _autoencoder(recipe, profile),
+                                         _text_autoencoder(recipe, profile), profile.caption_eval, profile.device)
 
 
 CHECKPOINTS: dict[str, NamedCheckpoint] = {c.name: c for c in (
@@ -116,6 +166,44 @@ CHECKPOINTS: dict[str, NamedCheckpoint] = {c.name: c for c in (
     NamedCheckpoint("t2i_baseline_fashion", "standard flow matching on Fashion-MNIST, CrossFlow's size and "
                     "training run", lambda p: p.t2i_baseline_fashion, _flow_model, _train_fashion,
                     _evaluate_fashion),
+    NamedCheckpoint("t2i_folder", "CrossFlow text-to-image on your own image-caption folder with local pretrained "
+                    "parts (CLIP / T5 / MiniLM text tower, SD-VAE; docs/SCALING_UP.md); paper-sized in the paper "
+                    "profile", lambda p: p.t2i_folder, _flow_model, _train_folder, _evaluate_folder),
+    NamedCheckpoint("depth_crossflow", "CrossFlow monocular depth on DepthWorld: Image VE (RGB -> depth-shaped "
+                    "Gaussian) + UNet velocity, no condition input", lambda p: p.depth_crossflow, _flow_model,
+                    _train_depth, _evaluate_depth),
+    NamedCheckpoint("depth_baseline", "standard flow matching for depth (Marigold-style): noise -> depth, RGB "
+                    "concatenated; CrossFlow's size and training run", lambda p: p.depth_baseline, _flow_model,
+                    _train_depth, _evaluate_depth),
+    NamedCheckpoint("depth_regression", "regression baseline for depth: the baseline's UNet predicting log depth "
+                    "directly (L1)", lambda p: p.depth_regression, _flow_model, _train_depth, _evaluate_depth),
+    NamedCheckpoint("sr_crossflow", "CrossFlow 4x super-resolution of photo patches (8 -> 32 px): flows from the "
+                    "bicubic-upsampled low-res image itself; UNet, no concatenated input", lambda p: p.sr_crossflow,
+                    _flow_model, _train_sr, _evaluate_sr),
+    NamedCheckpoint("sr_baseline", "standard flow matching for super-resolution: noise -> high-res, the upsampled "
+                    "image concatenated (SR3-style); CrossFlow's UNet and training run", lambda p: p.sr_baseline,
+                    _flow_model, _train_sr, _evaluate_sr),
+    NamedCheckpoint("sr_regression", "regression baseline for super-resolution: the same UNet predicting the high-res "
+                    "patch in one pass", lambda p: p.sr_regression, _flow_model, _train_sr, _evaluate_sr),
+    NamedCheckpoint("text_autoencoder_shapes", "text autoencoder for captioning: Text VE (MiniLM tokens -> 8 x 4 x 4 "
+                    "Gaussian text latent) + non-autoregressive text decoder, rich ShapesWorld captions",
+                    lambda p: p.text_autoencoder_shapes, lambda r: TextAutoencoder(r.model),
+                    lambda r, name, p: captioning.train_text_autoencoder(r, name, p.device),
+                    lambda m, r, p: captioning.evaluate_text_autoencoder(m, r)),
+    NamedCheckpoint("caption_crossflow", "CrossFlow image -> text: Image VE (image latent -> text-latent-shaped "
+                    "Gaussian) + velocity transformer, no cross-attention; decoded by text_autoencoder_shapes",
+                    lambda p: p.caption_crossflow, lambda r: captioning.build_captioner(r.model), _train_captioner,
+                    _evaluate_captioner),
+    NamedCheckpoint("caption_baseline", "standard flow matching for captioning: noise -> text latent, cross-attention "
+                    "to the image's patches; CrossFlow's size and steps, the same decoder",
+                    lambda p: p.caption_baseline, lambda r: captioning.build_captioner(r.model), _train_captioner,
+                    _evaluate_captioner),
+    NamedCheckpoint("caption_direct", "direct captioner: image -> the non-autoregressive text decoder, trained end to "
+                    "end; CrossFlow's size and steps", lambda p: p.caption_direct,
+                    lambda r: captioning.build_captioner(r.model), _train_captioner, _evaluate_captioner),
+    NamedCheckpoint("caption_autoregressive", "autoregressive transformer captioner (word by word, cross-attention to "
+                    "the image's patches); CrossFlow's size and steps", lambda p: p.caption_autoregressive,
+                    lambda r: captioning.build_captioner(r.model), _train_captioner, _evaluate_captioner),
 )}
 
 
@@ -152,6 +240,55 @@ def _run_scaling(profile: Profile) -> tuple[Any, dict[str, Any]]:
                                     profile.device)
 
 
+def _run_depth(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    recipes = {name: getattr(profile, name) for name in depth.CHECKPOINTS.values()}
+    return {"eval": profile.depth_eval, **recipes}, depth.run_study(lambda name: find(name, profile), recipes,
+                                                                    profile.depth_eval, profile.device)
+
+
+def _run_sr(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    recipes = {name: getattr(profile, name) for name in ("sr_regression", "sr_baseline", "sr_crossflow")}
+    cfg = {"study": profile.sr_study, "eval": profile.sr_eval, **recipes}
+    return cfg, sr_task.run_sr_study(recipes, profile.sr_study, profile.sr_eval,
+                                     lambda name, recipe: find(name, profile, recipe=recipe), profile.device)
+
+
+def _run_captioning(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    names = ("text_autoencoder_shapes", *captioning_study.CAPTIONERS)
+    cfg = {"study": profile.caption_study, "eval": profile.caption_eval, **{n: getattr(profile, n) for n in names}}
+    t2i_name = "t2i_shapes" if profile.caption_study.cycle_per_kind else None
+    return cfg, captioning_study.run_study(
+        lambda name: find(name, profile), {n: getattr(profile, n) for n in names}, _autoencoder(
+            profile.caption_crossflow, profile), profile.caption_eval, profile.caption_study,
+        _judge(profile) if t2i_name else None, t2i_name and _t2i_pipeline(profile), profile.device)
+
+
+def _run_captioning_schedule(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    recipe = profile.caption_crossflow
+    cfg = {"schedule": profile.caption_schedule, "eval": profile.caption_eval, "caption_crossflow": recipe}
+    return cfg, captioning_schedule.run_schedules(recipe, _text_autoencoder(recipe, profile),
+                                                  _autoencoder(recipe, profile), profile.caption_schedule,
+                                                  profile.caption_eval, device=profile.device)
+
+
+def _run_variants(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    base = profile.t2i_shapes
+    cfg = {"variants": profile.t2i_variants, "crossflow_base": base, "baseline_base": profile.t2i_baseline_shapes}
+    return cfg, variants.run_variants(base, profile.t2i_baseline_shapes, profile.t2i_variants,
+                                      _autoencoder(base, profile), _judge(profile), profile.device)
+
+
+def _run_arithmetic(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    cfg = {"arithmetic": profile.arithmetic, "t2i_shapes": profile.t2i_shapes}
+    return cfg, arithmetic.run_arithmetic(_t2i_pipeline(profile), _judge(profile), profile.arithmetic)
+
+
+def _t2i_pipeline(profile: Profile):
+    from ..pipelines import CrossFlowPipeline
+
+    return CrossFlowPipeline.from_pretrained("t2i_shapes", profile)
+
+
 STUDIES: dict[str, Study] = {
     "t2i_ablation": Study("mini paper Table 3a/3b: plain encoder vs encoder + noise vs Text VE, and the Text VE's "
                           "loss", _run_ablation),
@@ -159,6 +296,23 @@ STUDIES: dict[str, Study] = {
                             "Fashion-MNIST: mini-GenEval, class accuracy, FID with floor, ms/image", _run_comparison),
     "t2i_scaling": Study("mini paper Fig. 3: both methods at 3 sizes x 3 training lengths, mini-GenEval",
                          _run_scaling),
+    "t2i_variants": Study("what it takes for CrossFlow to compose: Text VE variants (the paper's, the public code's KL, "
+                          "a patch-query head, alignment to the image latent, ...) beside the baseline at one budget, "
+                          "mini-GenEval on test prompts", _run_variants),
+    "depth": Study("mini paper Table 5: CrossFlow vs standard flow matching vs regression on DepthWorld (test split, "
+                   "as predicted and aligned) and zero-shot on the Middlebury Motorcycle", _run_depth),
+    "sr": Study("mini paper Table 6: 4x super-resolution of photo patches - bicubic, regression (L1, L2), standard "
+                "flow matching, CrossFlow from the upsampled image (sources: none / fixed noise / VE); PSNR, SSIM, "
+                "FID and KID with floors", _run_sr),
+    "captioning": Study("mini paper Table 4: CrossFlow image -> text vs standard flow matching, the direct and the "
+                        "autoregressive captioner (BLEU-4, ROUGE-L, CIDEr-D, scene accuracy by parsing), the text "
+                        "autoencoder's reconstruction, and the cycle text -> image -> text", _run_captioning),
+    "captioning_schedule": Study("the CrossFlow captioner's training schedule, measured once: text autoencoder frozen "
+                                 "(shipped) vs trained jointly with the flow, same start and steps",
+                                 _run_captioning_schedule),
+    "arithmetic": Study("mini paper Table 8 and Fig. 5-6: latent addition, subtraction and attribute edits with the "
+                        "shipped t2i_shapes model, judged (held-out combinations apart), beside the trivial answer; "
+                        "the strength sweep; lerp / slerp interpolation read along the path", _run_arithmetic),
 }
 #: Names that stand for several studies (``reproduce t2i`` runs the comparison and the scaling study).
 STUDY_GROUPS: dict[str, tuple[str, ...]] = {"t2i": ("t2i_comparison", "t2i_scaling")}
@@ -222,6 +376,26 @@ def load_results(name: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def results_for(name: str, profile: Profile | None = None) -> dict[str, Any]:
+    """What a notebook shows as the stored result of ``name`` (a study or a checkpoint).
+
+    ``data/results/<name>.json`` where it exists. Under the ``smoke`` profile, before the full results exist, the
+    study (or the checkpoint's own measurements) is run at smoke size instead and returned without being written,
+    so that every notebook runs end to end in CI; its ``profile`` says ``smoke``. Any other profile raises the
+    :func:`load_results` error that names the command."""
+    profile = profile or get_profile()
+    if results_path(name).exists() or profile.name != "smoke":
+        return load_results(name)
+    if name in STUDIES:
+        cfg, metrics = STUDIES[name].run(profile)
+        verb = "reproduce"
+    else:
+        cfg, (_, meta) = get(name).recipe(profile), find(name, profile)
+        metrics, verb = meta["metrics"], "train"
+    return {"name": name, "profile": profile.name, "config_hash": config_hash(cfg), "config": to_dict(cfg),
+            "command": f"CROSSFLOW_PROFILE=smoke python -m crossflow_mini {verb} {name}", "metrics": metrics}
+
+
 def write_results(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any], checkpoint_dir: Path) -> Path:
     """Write ``data/results/<name>.json``: the metrics, the config they belong to, and the command."""
     try:
@@ -238,10 +412,19 @@ def _write_blob(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any], 
             "metrics": metrics, "config": to_dict(cfg),
             "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
                             "device": str(profile.device), "machine": platform.machine(),
-                            "python": platform.python_version()}}
+                            "python": platform.python_version(), **_parallel_environment()}}
     path = results_path(name)
     atomic_write_text(path, json.dumps(blob, indent=2) + "\n")
     return path
+
+
+def _parallel_environment() -> dict[str, Any]:
+    """The processes and mixed precision of a run, where they are not the default one fp32 process."""
+    parallel, n = distributed.ParallelConfig.from_env(), distributed.num_processes()
+    out: dict[str, Any] = {"processes": n} if n > 1 else {}
+    if parallel != distributed.ParallelConfig():
+        out |= {"mixed_precision": parallel.mixed_precision, "grad_accum": parallel.grad_accum}
+    return out
 
 
 def train_and_save(name: str, profile: Profile | None = None, ship: bool | None = None,
@@ -254,14 +437,45 @@ def train_and_save(name: str, profile: Profile | None = None, ship: bool | None 
     entry = get(name)
     recipe = entry.recipe(profile)
     if fresh:
-        shutil.rmtree(checkpoints.run_dir(name, recipe), ignore_errors=True)
+        with distributed.main_process_first():  # one process deletes the old run, before any process reads it
+            if distributed.is_main_process():
+                shutil.rmtree(checkpoints.run_dir(name, recipe), ignore_errors=True)
     ship = profile.name != "smoke" if ship is None else ship
     out = checkpoints.shipped_dir(name) if ship else checkpoints.cached_dir(name, recipe)
+    if distributed.num_processes() > 1:  # under `accelerate launch`: every process trains, the main one saves
+        _ready_for_processes(recipe, profile)
+        if not distributed.is_main_process():
+            entry.train(recipe, name, profile)
+            return out, {}
     _, meta = checkpoints.load_or_train(name, recipe, entry.build, lambda r: entry.train(r, name, profile),
                                         force_train=True, output_dir=out)
     if ship:
         write_results(name, profile, recipe, meta["metrics"], out)
     return out, meta["metrics"]
+
+
+def _ready_for_processes(recipe: Any, profile: Profile) -> None:
+    """Before a multi-process training run: the checkpoints it builds on must exist (training one would need all
+    the processes at once), and the main process fills the data caches first, which the others then read."""
+    if isinstance(recipe, t2i_folder.FolderT2IRecipe):  # pretrained parts only: nothing to train first
+        with distributed.main_process_first():
+            t2i_folder.prepare(recipe, "train", device=profile.device)
+        return
+    if not isinstance(recipe, t2i.T2IRecipe):
+        return
+    referee = "judge_shapes" if recipe.autoencoder.dataset == "shapes" else "classifier_fashion"
+    no_training = dataclasses.replace(profile, train_missing=False)
+    for dep, dep_recipe in ((f"autoencoder_{recipe.autoencoder.dataset}", recipe.autoencoder), (referee, None)):
+        try:
+            find(dep, no_training, recipe=dep_recipe)
+        except (checkpoints.CheckpointNotFoundError, checkpoints.CheckpointMismatchError) as err:
+            raise checkpoints.CheckpointNotFoundError(
+                f"a multi-process run trains one checkpoint; {dep!r}, which it builds on, is missing for this "
+                f"profile's config. Train it first "
+                f"with one process (`python -m crossflow_mini --profile {profile.name} train {dep}`), then launch "
+                f"again") from err
+    with distributed.main_process_first():
+        t2i.prepare(recipe, "train", _autoencoder(recipe, profile))
 
 
 def evaluate(name: str, profile: Profile | None = None) -> dict[str, Any]:

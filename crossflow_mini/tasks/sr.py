@@ -65,6 +65,9 @@ Device = torch.device | str | None
 #: The three methods of the comparison (besides bicubic) and the three CrossFlow sources of the ablation.
 METHODS = ("regression", "baseline", "crossflow")
 SOURCES = ("none", "noise", "ve")
+#: lambda of the ``ve`` source's KL (ours). The KL is summed over the 3 x 32 x 32 = 3,072 pixels, so the paper's 1e-4
+#: holds sigma near 1 and the flow starts from noise (design trial: sigma 0.83 after 800 steps, docs/MEASUREMENTS.md).
+SR_VE_KL_WEIGHT = 1e-6
 #: Metrics a validation sweep can choose the guidance scale by, and whether larger is better.
 CHOICE_METRICS = {"psnr": True, "ssim": True, "kid": False, "fid": False}
 
@@ -157,7 +160,7 @@ def crossflow_config(unet: UNetVelocityConfig, source: str = "none", *, noise_st
     """CrossFlow for super-resolution with the UNet ``unet`` (``cond_channels`` 0) and one of :data:`SOURCES`.
 
     ``noise_std``: the fixed noise of the ``noise`` source; ``ve``: the Image VE of the ``ve`` source (default: a
-    residual VE whose mu starts as the upsampled image, the paper's KL)."""
+    residual VE whose mu starts as the upsampled image, the paper's KL form with lambda :data:`SR_VE_KL_WEIGHT`)."""
     shape = tuple(unet.latent_shape)
     unet = dataclasses.replace(unet, cond_channels=0)
     if source == "none":
@@ -165,7 +168,7 @@ def crossflow_config(unet: UNetVelocityConfig, source: str = "none", *, noise_st
     elif source == "noise":
         src = IdentitySourceConfig(shape, noise_std)
     elif source == "ve":
-        src = ve or ImageVEConfig(in_shape=shape, latent_shape=shape, residual=True)
+        src = ve or ImageVEConfig(in_shape=shape, latent_shape=shape, residual=True, kl_weight=SR_VE_KL_WEIGHT)
     else:
         raise ValueError(f"unknown super-resolution source {source!r}; choose one of {SOURCES}")
     return CrossFlowConfig(source=src, velocity=unet, guidance=guidance, time_sampler=time_sampler)
@@ -211,13 +214,16 @@ def source_of(model: ModelConfig) -> str | None:
 
 def variant(recipe: SRRecipe, *, source: str | None = None, regression_loss: str | None = None) -> SRRecipe:
     """``recipe`` with another CrossFlow source or regression loss, all else equal (the study's ablation rows).
-    A ``noise`` variant keeps the recipe's noise level if it has one, else uses :func:`crossflow_config`'s."""
+    A ``noise`` (``ve``) variant keeps the recipe's noise level (Image VE) if it has one, else uses
+    :func:`crossflow_config`'s."""
     model = recipe.model
     if source is not None:
         if not isinstance(model, CrossFlowConfig):
             raise ValueError("only a CrossFlow recipe has a source to change")
-        kw = {"noise_std": model.source.noise_std} if isinstance(model.source, IdentitySourceConfig) and \
-            model.source.noise_std > 0 else {}
+        if isinstance(model.source, IdentitySourceConfig):
+            kw: dict[str, Any] = {"noise_std": model.source.noise_std} if model.source.noise_std > 0 else {}
+        else:
+            kw = {"ve": model.source}
         model = crossflow_config(model.velocity, source, guidance=model.guidance, time_sampler=model.time_sampler,
                                  **kw)
     if regression_loss is not None:
@@ -344,9 +350,10 @@ def _rounded(d: dict[str, Any], digits: int = 4) -> dict[str, Any]:
 def evaluate_sr(model: torch.nn.Module, recipe: SRRecipe, eval_cfg: SREvalConfig, device: Device = None, *,
                 test_reference: SRFIDReference | None = None,
                 val_reference: SRFIDReference | None = None) -> dict[str, Any]:
-    """The numbers of ``data/results/sr_<method>.json``: a guidance sweep on the validation photograph (which picks
-    w), the test photographs at that w (PSNR, SSIM, FID, KID with floors) and at w = 1 (CFG off), bicubic on the
-    same test patches, ms/patch and the parameters. Pass the references to share the real Inception features."""
+    """The numbers of a checkpoint's results (``data/results/sr_crossflow.json`` ...): a guidance sweep on the
+    validation photograph (which picks w), the test photographs at that w (PSNR, SSIM, FID, KID with floors) and at
+    w = 1 (CFG off), bicubic on the same test patches, ms/patch and the parameters. Pass the references to share the
+    real Inception features."""
     model.eval()
     val = prepare(recipe, "val", eval_cfg.n_val)
     test = prepare(recipe, "test", eval_cfg.n_test)
@@ -483,7 +490,26 @@ def acceptance(results: dict[str, Any], crossflow_row: str | None) -> dict[str, 
     return out
 
 
-__all__ = ["METHODS", "SOURCES", "SRRecipe", "SREvalConfig", "SRStudyConfig", "crossflow_config", "model_configs",
+def readme_table(results: dict[str, Any]) -> str:
+    """The README's super-resolution table from ``data/results/sr.json``'s metrics (nothing typed by hand)."""
+    b = results["bicubic"]
+    rows = [f"| method | params | train | PSNR (dB) | SSIM | FID (floor {b.get('fid_floor', float('nan')):.1f}) | "
+            f"KID | ms/patch | w |", "|---|---|---|---|---|---|---|---|---|"]
+    rows.append(f"| bicubic (the source) | - | - | {b['psnr']:.2f} | {b['ssim']:.3f} | {b.get('fid', float('nan')):.1f} "
+                f"| {b.get('kid', float('nan')):.4f} | - | - |")
+    for row, r in results["rows"].items():
+        secs = r.get("train_seconds")
+        train_s = f"{r['train_steps']} steps" + ("" if secs is None else f", {secs / 60:.0f} min")
+        rows.append(f"| {row} | {r['parameters'] / 1e6:.2f}M | {train_s} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
+                    f"{r.get('fid', float('nan')):.1f} | {r.get('kid', float('nan')):.4f} | {r['ms_per_patch']:.1f} | "
+                    f"{r['guidance_scale']:g} |")
+    for method, p in PAPER_TABLE6.items():
+        rows.append(f"| paper {method} (Table 6, ImageNet 64 -> 256, reference) | - | - | {p['psnr']:.1f} | "
+                    f"{p['ssim']:.3f} | {p['fid']:.1f} | - | - | - |")
+    return "\n".join(rows)
+
+
+__all__ = ["METHODS", "SOURCES", "SR_VE_KL_WEIGHT", "SRRecipe", "SREvalConfig", "SRStudyConfig", "crossflow_config", "model_configs",
            "method_of", "source_of", "variant", "row_name", "prepare", "training_batches", "sr_loss", "fit",
            "super_resolve", "sample_recipe", "ms_per_patch", "guided", "choose_scale", "score", "evaluate_sr",
-           "train_sr", "train_seconds", "study_recipes", "run_sr_study", "acceptance"]
+           "train_sr", "train_seconds", "study_recipes", "run_sr_study", "acceptance", "readme_table"]

@@ -191,10 +191,13 @@ def judge_single_objects(judge: JudgeNet, images: torch.Tensor, split: sw.Shapes
 
 
 def single_object_groups(split: sw.ShapesWorldSplit, max_prompts: int | None = None) -> dict[str, np.ndarray]:
-    """Indices of the single-object prompts of a split: in-distribution and held-out combinations apart."""
+    """Indices of the single-object prompts of a split: in-distribution and held-out combinations apart, and - for
+    the rich vocabulary - the prompts worded with test-only words or sentence forms apart too."""
     single = split.kinds == sw.SCENE_KINDS.index("single")
     groups = {"in_distribution": np.flatnonzero(single & ~split.heldout),
               "heldout_combinations": np.flatnonzero(single & split.heldout)}
+    if split.vocabulary == "rich" and split.test_only_wording.any():
+        groups["test_only_wording"] = np.flatnonzero(single & split.test_only_wording)
     return {k: v[:max_prompts] for k, v in groups.items() if len(v)}
 
 
