@@ -22,7 +22,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,10 +45,18 @@ TIMEOUT_S = 900
 def execute(path: Path, out: Path) -> float:
     """Run one notebook (cwd: its own folder, so relative paths work as in JupyterLab); save it to ``out``."""
     nb = nbformat.read(path, as_version=4)
-    km = KernelManager(kernel_name="python3", transport="ipc")
+    # IPC socket files are named by `ip`; an absolute path keeps kernel (cwd: the notebook's folder) and client
+    # (cwd: here) on the same files
+    sockets = Path(tempfile.mkdtemp(prefix="crossflow-kernel-")) / "kernel"
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(sockets))
     t0 = time.perf_counter()
-    NotebookClient(nb, km=km, timeout=TIMEOUT_S, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    try:
+        NotebookClient(nb, km=km, timeout=TIMEOUT_S, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:  # the client does not own a kernel manager it was given: stop the kernel here
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+        shutil.rmtree(sockets.parent, ignore_errors=True)
     seconds = time.perf_counter() - t0
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out)
