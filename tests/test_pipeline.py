@@ -131,7 +131,9 @@ def test_bad_arguments_say_what_to_do(pipe, kw, kind, match):
 
 
 def test_whole_float_steps_and_negative_scales_are_accepted(pipe):
-    assert pipe(["a red circle"], num_inference_steps=2.0, guidance_scale=-1.0, output_type="latent").nfe == 2
+    assert pipe(["a red circle"], num_inference_steps=2.0, output_type="latent").nfe == 2
+    with pytest.warns(UserWarning, match="away from the condition"):  # allowed, but said
+        assert pipe(["a red circle"], num_inference_steps=2, guidance_scale=-1.0, output_type="latent").nfe == 2
 
 
 def test_text_latents_of_the_wrong_shape_are_refused(pipe):

@@ -191,6 +191,15 @@ def arithmetic_table() -> str:
     return "\n".join(rows)
 
 
+def depth_table() -> str:
+    d = _load("depth.json")
+    if d is None:
+        return "(not measured yet: `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce depth` after training the three depth checkpoints)"
+    sys.path.insert(0, str(ROOT))
+    from crossflow_mini.tasks.depth import readme_table
+    return readme_table(d["metrics"]) + f"\n\nDepthWorld test split; Motorcycle: one real photograph, zero-shot. Made by `{d['command']}`."
+
+
 def runtimes_table() -> str:
     t = _load("notebook_times.json") or {}
     cols = (("course_fresh_clone", "course, fresh clone (cold caches)"), ("course", "course, warm"),
@@ -239,7 +248,7 @@ def fill(text: str, name: str, body: str) -> str:
 def main() -> int:
     text = README.read_text()
     for name, fn in (("results", results_table), ("ablation", ablation_table), ("comparison", comparison_table),
-                     ("scaling", scaling_table), ("arithmetic", arithmetic_table), ("runtimes", runtimes_table), ("bench", bench_table)):
+                     ("scaling", scaling_table), ("arithmetic", arithmetic_table), ("depth", depth_table), ("runtimes", runtimes_table), ("bench", bench_table)):
         text = fill(text, name, fn())
     README.write_text(text)
     print("README.md tables updated")

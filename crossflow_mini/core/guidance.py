@@ -26,6 +26,7 @@ Model calling convention: ``model(z_t, t, indicator)`` with ``indicator`` a ``(B
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -134,8 +135,9 @@ def swap_targets(z1: torch.Tensor, mask: torch.Tensor, generator: torch.Generato
 
 # ---------------------------------------------------------------------------------------------- sampling
 def check_scale(scale: float) -> float:
-    """A guidance scale must be a finite real number (any sign: w < 0 pushes away from the condition); a clear
-    error beats NaN images."""
+    """A guidance scale must be a finite real number; a clear error beats NaN images. A negative scale is allowed
+    (w < 0 pushes the sample away from the condition, an experiment some readers want) but said with a warning,
+    since it is more often a typo."""
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) and not (
             torch.is_tensor(scale) and scale.numel() == 1):
         raise TypeError(f"guidance_scale must be a number, got {type(scale).__name__} {scale!r}")
@@ -143,6 +145,9 @@ def check_scale(scale: float) -> float:
     if not math.isfinite(value):
         raise ValueError(f"guidance_scale must be finite, got {value}; w = 1 is the plain conditional model, "
                          f"the paper uses 2 to 7")
+    if value < 0:
+        warnings.warn(f"guidance_scale {value:g} < 0 pushes the sample away from the condition; w = 0 is the "
+                      f"unconditional model, w = 1 the plain conditional one, the paper uses 2 to 7", stacklevel=3)
     return value
 
 
