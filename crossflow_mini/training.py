@@ -230,6 +230,7 @@ class _LossModule(torch.nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------- the loop
+@torch.enable_grad()  # a notebook that switched gradients off (to sample) may still train a missing checkpoint
 def train(model: torch.nn.Module, loss_fn: LossFn, batch_fn: Callable[[int], Any], cfg: TrainConfig, *,
           run_dir: str | Path | None = None, resume: bool = True,
           callback: Callable[[int, dict[str, float]], None] | None = None, desc: str = "train",

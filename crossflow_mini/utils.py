@@ -157,7 +157,8 @@ def progress(iterable=None, **kwargs):
     Set ``CROSSFLOW_PROGRESS=0`` to silence all bars (tests do)."""
     from tqdm.auto import tqdm
 
-    kwargs.setdefault("disable", os.environ.get("CROSSFLOW_PROGRESS", "1") == "0")
+    off = os.environ.get("CROSSFLOW_PROGRESS", "1") == "0"
+    kwargs["disable"] = off or bool(kwargs.get("disable", False))  # the switch wins over a caller's choice
     kwargs.setdefault("mininterval", 0.5)
     return tqdm(iterable, **kwargs)
 

@@ -55,3 +55,14 @@ def test_seeding_pins_the_threads_and_switches_off_dynamic_adjustment():
     finally:
         omp.omp_set_dynamic(0)
         torch.set_num_threads(before)
+
+
+def test_progress_switch_silences_every_bar(monkeypatch):
+    """CROSSFLOW_PROGRESS=0 (the notebook runner, the tests) wins over a caller that asks for a bar."""
+    from crossflow_mini import utils
+
+    monkeypatch.setenv("CROSSFLOW_PROGRESS", "0")
+    assert utils.progress(range(3), disable=False).disable
+    monkeypatch.setenv("CROSSFLOW_PROGRESS", "1")
+    assert not utils.progress(range(3), disable=False).disable
+    assert utils.progress(range(3), disable=True).disable

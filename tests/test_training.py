@@ -186,3 +186,15 @@ def test_a_resumed_run_takes_only_the_later_snapshots(tmp_path):
     train(_model(), _loss, EpochBatches(len(X), CFG.batch_size, CFG.seed), CFG, run_dir=tmp_path,
           snapshot_steps=(10, 25, 40), on_snapshot=lambda s, m: seen.append(s))
     assert seen == [25, 40]
+
+
+def test_training_works_where_the_caller_switched_gradients_off():
+    """A notebook that samples under torch.set_grad_enabled(False) may train a missing checkpoint on the fly."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    data = torch.randn(16, 2)
+    cfg = TrainConfig(steps=3, batch_size=16, lr=1e-2, warmup_steps=0, ema_decay=0.0, ckpt_every=0, log_every=1)
+    before = model.weight.detach().clone()
+    with torch.no_grad():
+        train(model, lambda m, b: (m(b) ** 2).mean(), lambda step: data, cfg)
+    assert not torch.equal(before, model.weight.detach())
