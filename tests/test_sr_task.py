@@ -173,7 +173,17 @@ def test_smoke_checkpoints_train_and_evaluate(tmp_cache):
     assert again["test"] == metrics["test"]  # seeded: the same numbers twice
 
 
-def test_study_on_smoke(tmp_cache):
+@pytest.fixture(scope="module")
+def sr_cache(tmp_path_factory):
+    """One cache for the study and the pipelines of this module: the pipelines load the smoke checkpoints the
+    study trained (training and measuring them again would triple the module's time)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CROSSFLOW_CACHE", str(tmp_path_factory.mktemp("sr_cache")))
+    yield
+    mp.undo()
+
+
+def test_study_on_smoke(sr_cache):
     profile = get_profile("smoke", device="cpu")
     metrics = registry.run_study("sr", profile)
     rows = sr.study_recipes(_recipes(profile), profile.sr_study)
@@ -192,8 +202,8 @@ def test_study_on_smoke(tmp_cache):
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
-@pytest.fixture
-def smoke_pipes(tmp_cache):
+@pytest.fixture(scope="module")
+def smoke_pipes(sr_cache):
     from crossflow_mini.pipelines import SuperResolutionPipeline
 
     profile = get_profile("smoke", device="cpu")
