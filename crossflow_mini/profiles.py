@@ -172,7 +172,8 @@ _SCALING = ScalingConfig(train=dataclasses.replace(_T2I_TRAIN, steps=2000, ckpt_
 # the same cost per step. The Image VE adds the alignment loss ||mu - y||^2 (ours) and a weak KL (1e-6: the KL is
 # summed over the 1,024 depth pixels, so the paper's 1e-4 holds sigma near 1 and the flow starts from noise). One flow
 # per prediction (averaging buys little with sigma that small; the validation sweep shows it). 2,000 steps of batch
-# 64: 1.16 (CrossFlow) and 1.02 (baselines) CPU-s per step, about 22 and 19 min on 2 cores. Why each value:
+# 64: 1.16 (CrossFlow) and 1.02 (baselines) CPU-s per step; measured on 2 cores, 1.15 s per step (about 38 min:
+# over the 30-minute budget, see docs/MEASUREMENTS.md - to be resized before the checkpoints ship). Why each value:
 # docs/MEASUREMENTS.md, "Depth".
 _DEPTH_UNET = (32, 64, 64)
 _DEPTH_BASELINE_UNET = (40, 64, 64)
