@@ -191,6 +191,24 @@ def arithmetic_table() -> str:
     return "\n".join(rows)
 
 
+def variants_table() -> str:
+    v = _load("t2i_variants.json")
+    if v is None:
+        return "(not measured yet: `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce t2i_variants`)"
+    m = v["metrics"]
+    cats = ("overall", "single_object", "two_objects", "position", "colour_attribution")
+    rows = ["| run | parameters | train | w | " + " | ".join(c.replace("_", " ") for c in cats)
+            + " | overall, held-out combinations |", "|---|---|---|---|" + "---|" * (len(cats) + 1)]
+    for label, r in m["runs"].items():
+        for w, g in r["geneval"].items():
+            rows.append(f"| {label} | {r['parameters'] / 1e6:.2f}M | {r['train_seconds'] / 60:.1f} min | {w[2:]} | "
+                        + " | ".join(f"{g['all'][c]:.3f}" for c in cats)
+                        + f" | {g['heldout_combinations']['overall']:.3f} |")
+    rows += ["", f"{m['train_steps']} training steps per run, the same batch and schedule; mini-GenEval on the test "
+             f"prompts at fixed scales (nothing chosen on them). Made by `{v['command']}`."]
+    return "\n".join(rows)
+
+
 def depth_table() -> str:
     d = _load("depth.json")
     if d is None:
@@ -248,7 +266,7 @@ def fill(text: str, name: str, body: str) -> str:
 def main() -> int:
     text = README.read_text()
     for name, fn in (("results", results_table), ("ablation", ablation_table), ("comparison", comparison_table),
-                     ("scaling", scaling_table), ("arithmetic", arithmetic_table), ("depth", depth_table), ("runtimes", runtimes_table), ("bench", bench_table)):
+                     ("scaling", scaling_table), ("variants", variants_table), ("arithmetic", arithmetic_table), ("depth", depth_table), ("runtimes", runtimes_table), ("bench", bench_table)):
         text = fill(text, name, fn())
     README.write_text(text)
     print("README.md tables updated")
