@@ -316,6 +316,70 @@ class CrossFlowPipeline(FlowPipeline):
         return self.autoencoder.decode(latents.to(self.device)).clamp(-1, 1)
 
 
+class TaskPipeline(FlowPipeline):
+    """What the depth and super-resolution pipelines share: one recipe type (``RECIPE``) whose checkpoints they
+    serve, loading by checkpoint name or from a saved folder, and saving. ``LABEL`` and ``EXAMPLE`` word the
+    errors."""
+
+    RECIPE: type = object
+    LABEL = ""
+    EXAMPLE = ""
+    recipe: Any
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, profile=None,
+                        device: str | torch.device | None = None) -> "TaskPipeline":
+        """A pipeline from a folder written by :meth:`save_pretrained`, or from a checkpoint's name (e.g.
+        ``"depth_crossflow"``, ``"sr_crossflow"``): shipped weights for ``course``/``full``, cached or freshly
+        trained ones for ``smoke``. The default guidance scale is the one chosen on validation data when the
+        checkpoint was trained."""
+        path = Path(name_or_path)
+        if (path / FLOW_DIR).is_dir():
+            return cls._from_folder(path, device)
+        if path.exists() or len(path.parts) > 1:
+            raise FileNotFoundError(f"{path} holds no saved pipeline (no {FLOW_DIR}/ folder); write one with "
+                                    f"pipe.save_pretrained({str(path)!r}), or give a checkpoint name such as "
+                                    f"{cls.EXAMPLE!r}")
+        from .profiles import get_profile
+        from .tasks import registry
+
+        profile = profile or get_profile(device=device)
+        name = str(name_or_path)
+        entry = registry.get(name)
+        recipe = entry.recipe(profile)
+        if not isinstance(recipe, cls.RECIPE):
+            names = sorted(n for n, e in registry.CHECKPOINTS.items() if isinstance(e.recipe(profile), cls.RECIPE))
+            raise ValueError(f"{name!r} is not a {cls.LABEL} checkpoint ({entry.description}); the {cls.LABEL} "
+                             f"pipeline serves {', '.join(names)}")
+        model, meta = registry.find(name, profile, recipe=recipe)
+        return cls(model, recipe, default_scale=meta.get("metrics", {}).get("chosen_scale"), device=profile.device)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``directory/flow`` (safetensors + JSON config with the recipe and the default guidance scale)."""
+        directory = Path(directory)
+        checkpoints.save_checkpoint(directory / FLOW_DIR, self.model.state_dict(), self.recipe, name=FLOW_DIR,
+                                    kind=type(self.model).__name__, metrics={"chosen_scale": self.default_scale})
+        return directory
+
+    @classmethod
+    def _from_folder(cls, directory: Path, device: str | torch.device | None) -> "TaskPipeline":
+        meta = checkpoints.read_meta(directory / FLOW_DIR)
+        kinds = (CrossFlowModel.__name__, BaselineModel.__name__, RegressionModel.__name__)
+        if meta.get("kind") not in kinds:
+            raise checkpoints.CheckpointMismatchError(
+                f"{directory / FLOW_DIR} holds a {meta.get('kind')!r}, not a {cls.LABEL} model ({', '.join(kinds)})")
+        try:
+            recipe = from_dict(cls.RECIPE, meta["config"])
+        except (ValueError, TypeError) as err:
+            raise checkpoints.CheckpointMismatchError(
+                f"the config in {directory / FLOW_DIR} is not a {cls.LABEL} recipe of this version of crossflow_mini "
+                f"({err}); save the pipeline again with this version") from err
+        state, meta = checkpoints.load_checkpoint(directory / FLOW_DIR, recipe, name=FLOW_DIR, kind=meta["kind"])
+        model = build_model(recipe.model)
+        model.load_state_dict(state)
+        return cls(model, recipe, default_scale=meta["metrics"].get("chosen_scale"), device=device)
+
+
 @dataclass
 class DepthPipelineOutput(PipelineOutput):
     """:class:`PipelineOutput` of :class:`DepthPipeline`. ``images``: the normalised log depth in [0, 1] (0 = 0.5 m,
@@ -327,7 +391,7 @@ class DepthPipelineOutput(PipelineOutput):
     depth: Any = None
 
 
-class DepthPipeline(FlowPipeline):
+class DepthPipeline(TaskPipeline):
     """RGB image -> depth map (paper Sec. 5.5), for the three depth checkpoints: ``depth_crossflow`` (Image VE -> z0
     -> guided ODE, no condition input), ``depth_baseline`` (noise -> ODE reading the concatenated image) and
     ``depth_regression`` (one forward pass)::
@@ -343,6 +407,7 @@ class DepthPipeline(FlowPipeline):
     log depth (default: the recipe's ``n_samples``)."""
 
     TASK = "depth-estimation"
+    RECIPE, LABEL, EXAMPLE = DepthRecipe, "depth", "depth_crossflow"
 
     def __init__(self, model: torch.nn.Module, recipe: DepthRecipe, default_scale: float | None = None,
                  device: str | torch.device | None = None):
@@ -361,104 +426,10 @@ class DepthPipeline(FlowPipeline):
     def is_flow(self) -> bool:
         return depth_task.is_flow(self.recipe)
 
-    # ------------------------------------------------------------------------------------------ loading
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, profile=None,
-                        device: str | torch.device | None = None) -> "DepthPipeline":
-        """A pipeline from a folder written by :meth:`save_pretrained`, or from a depth checkpoint's name
-        (``"depth_crossflow"``, ``"depth_baseline"``, ``"depth_regression"``): shipped weights for ``course``/``full``,
-        cached or freshly trained ones for ``smoke``. The default guidance scale is the one chosen on validation
-        images when the checkpoint was trained."""
-        path = Path(name_or_path)
-        if (path / FLOW_DIR).is_dir():
-            return cls._from_folder(path, device)
-        if path.exists() or len(path.parts) > 1:
-            raise FileNotFoundError(f"{path} holds no saved pipeline (no {FLOW_DIR}/ folder); write one with "
-                                    f"pipe.save_pretrained({str(path)!r}), or give a checkpoint name such as "
-                                    f"'depth_crossflow'")
-        from .profiles import get_profile
-        from .tasks import registry
-
-        profile = profile or get_profile(device=device)
-        name = str(name_or_path)
-        entry = registry.get(name)
-        recipe = entry.recipe(profile)
-        if not isinstance(recipe, DepthRecipe):
-            depth = sorted(n for n, e in registry.CHECKPOINTS.items() if isinstance(e.recipe(profile), DepthRecipe))
-            raise ValueError(f"{name!r} is not a depth checkpoint ({entry.description}); the depth pipeline serves "
-                             f"{', '.join(depth)}")
-        model, meta = registry.find(name, profile, recipe=recipe)
-        return cls(model, recipe, default_scale=meta.get("metrics", {}).get("chosen_scale"), device=profile.device)
-
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``directory/flow`` (safetensors + JSON config with the recipe and the default guidance scale)."""
-        directory = Path(directory)
-        checkpoints.save_checkpoint(directory / FLOW_DIR, self.model.state_dict(), self.recipe, name=FLOW_DIR,
-                                    kind=type(self.model).__name__, metrics={"chosen_scale": self.default_scale})
-        return directory
-
-    @classmethod
-    def _from_folder(cls, directory: Path, device: str | torch.device | None) -> "DepthPipeline":
-        meta = checkpoints.read_meta(directory / FLOW_DIR)
-        kinds = (CrossFlowModel.__name__, BaselineModel.__name__, RegressionModel.__name__)
-        if meta.get("kind") not in kinds:
-            raise checkpoints.CheckpointMismatchError(
-                f"{directory / FLOW_DIR} holds a {meta.get('kind')!r}, not a depth model ({', '.join(kinds)})")
-        try:
-            recipe = from_dict(DepthRecipe, meta["config"])
-        except (ValueError, TypeError) as err:
-            raise checkpoints.CheckpointMismatchError(
-                f"the config in {directory / FLOW_DIR} is not a depth recipe of this version of crossflow_mini "
-                f"({err}); save the pipeline again with this version") from err
-        state, meta = checkpoints.load_checkpoint(directory / FLOW_DIR, recipe, name=FLOW_DIR, kind=meta["kind"])
-        model = build_model(recipe.model)
-        model.load_state_dict(state)
-        return cls(model, recipe, default_scale=meta["metrics"].get("chosen_scale"), device=device)
-
     # ------------------------------------------------------------------------------------------- input
     def preprocess(self, image: Any) -> torch.Tensor:
         """Any accepted image input (see the class docstring) -> float32 ``(B, 3, S, S)`` in [-1, 1] on the CPU."""
-        if isinstance(image, (list, tuple)) and image and not isinstance(image[0], (int, float)):
-            return torch.cat([self.preprocess(im) for im in image])
-        if torch.is_tensor(image):
-            x = image.detach().to("cpu", torch.float32)
-            x = x[None] if x.ndim == 3 else x
-            if x.ndim != 4 or x.shape[1] != RGB:
-                raise ValueError(f"an image tensor must be (3, H, W) or (B, 3, H, W) in [-1, 1], got "
-                                 f"{tuple(image.shape)}")
-            if x.numel() and (x.min() < -1 - INPUT_RANGE_SLACK or x.max() > 1 + INPUT_RANGE_SLACK):
-                raise ValueError(f"image tensors must be in [-1, 1] (got values in [{float(x.min()):.3g}, "
-                                 f"{float(x.max()):.3g}]); map [0, 1] images with x * 2 - 1")
-        else:
-            if type(image).__module__.startswith("PIL"):
-                image = np.asarray(image.convert("RGB"))
-            if not isinstance(image, np.ndarray):
-                raise TypeError(f"the depth pipeline reads a tensor, a PIL image, a numpy array or a list of them; "
-                                f"got {type(image).__name__}")
-            a = image[None] if image.ndim == 3 else image
-            if a.ndim != 4 or a.shape[-1] != RGB:
-                raise ValueError(f"a numpy image must be (H, W, 3) or (B, H, W, 3), got {image.shape}")
-            if a.dtype == np.uint8:
-                a = a.astype(np.float32) / 127.5 - 1.0
-            else:
-                a = a.astype(np.float32)
-                if a.size and (a.min() < -INPUT_RANGE_SLACK or a.max() > 1 + INPUT_RANGE_SLACK):
-                    raise ValueError("float numpy images must be in [0, 1] (diffusers' convention); pass uint8 "
-                                     "for 0..255")
-                a = a * 2.0 - 1.0
-            x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1)))
-        return self._resize(x)
-
-    def _resize(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.image_size
-        h, w = x.shape[-2:]
-        if (h, w) == (s, s):
-            return x
-        side = min(h, w)
-        if side < s:
-            raise ValueError(f"the image ({h} x {w}) is smaller than the model's input ({s} x {s})")
-        top, left = (h - side) // 2, (w - side) // 2
-        return torch.nn.functional.adaptive_avg_pool2d(x[..., top:top + side, left:left + side], s)
+        return image_tensor(image, self.image_size, RGB)
 
     # -------------------------------------------------------------------------------------- predicting
     @torch.no_grad()
@@ -515,13 +486,13 @@ class CaptioningPipelineOutput:
 CAPTION_OUTPUT_TYPES = ("text", "ids", "latent")
 
 
-def image_tensor(image: Any, size: int, channels: int = 3) -> torch.Tensor:
-    """An image input -> float32 ``(B, C, size, size)`` in [-1, 1] on the CPU. Accepted: a tensor ``(C, H, W)`` /
-    ``(B, C, H, W)`` in [-1, 1] (the project's convention), a PIL image, a numpy array ``(H, W, C)`` /
-    ``(B, H, W, C)`` (uint8, or float in [0, 1] as diffusers' ``"np"`` images), or a list of these. Other sizes are
-    cut to the centre square and area-averaged (the images must be at least ``size`` on a side)."""
+def image_batch(image: Any, channels: int = 3) -> torch.Tensor:
+    """An image input -> float32 ``(B, C, H, W)`` in [-1, 1] on the CPU, at its own size. Accepted: a tensor
+    ``(C, H, W)`` / ``(B, C, H, W)`` in [-1, 1] (the project's convention), a PIL image, a numpy array ``(H, W, C)`` /
+    ``(B, H, W, C)`` (uint8, or float in [0, 1] as diffusers' ``"np"`` images; ``(H, W)`` for one channel), or a list
+    of these. Every image pipeline reads its input through this function."""
     if isinstance(image, (list, tuple)) and image and not isinstance(image[0], (int, float)):
-        return torch.cat([image_tensor(im, size, channels) for im in image])
+        return torch.cat([image_batch(im, channels) for im in image])
     if torch.is_tensor(image):
         x = image.detach().to("cpu", torch.float32)
         x = x[None] if x.ndim == 3 else x
@@ -531,25 +502,29 @@ def image_tensor(image: Any, size: int, channels: int = 3) -> torch.Tensor:
         if x.numel() and (x.min() < -1 - INPUT_RANGE_SLACK or x.max() > 1 + INPUT_RANGE_SLACK):
             raise ValueError(f"image tensors must be in [-1, 1] (got values in [{float(x.min()):.3g}, "
                              f"{float(x.max()):.3g}]); map [0, 1] images with x * 2 - 1")
+        return x
+    if type(image).__module__.startswith("PIL"):
+        image = np.asarray(image.convert("RGB" if channels == 3 else "L"))
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"images are tensors, PIL images, numpy arrays or lists of them; got {type(image).__name__}")
+    a = image[..., None] if (image.ndim == 2 and channels == 1) else image
+    a = a[None] if a.ndim == 3 else a
+    if a.ndim != 4 or a.shape[-1] != channels:
+        raise ValueError(f"a numpy image must be (H, W, {channels}) or (B, H, W, {channels}), got {image.shape}")
+    if a.dtype == np.uint8:
+        a = a.astype(np.float32) / 127.5 - 1.0
     else:
-        if type(image).__module__.startswith("PIL"):
-            image = np.asarray(image.convert("RGB" if channels == 3 else "L"))
-            image = image[..., None] if image.ndim == 2 else image
-        if not isinstance(image, np.ndarray):
-            raise TypeError(f"images are tensors, PIL images, numpy arrays or lists of them; got "
-                            f"{type(image).__name__}")
-        a = image[None] if image.ndim == 3 else image
-        if a.ndim != 4 or a.shape[-1] != channels:
-            raise ValueError(f"a numpy image must be (H, W, {channels}) or (B, H, W, {channels}), got {image.shape}")
-        if a.dtype == np.uint8:
-            a = a.astype(np.float32) / 127.5 - 1.0
-        else:
-            a = a.astype(np.float32)
-            if a.size and (a.min() < -INPUT_RANGE_SLACK or a.max() > 1 + INPUT_RANGE_SLACK):
-                raise ValueError("float numpy images must be in [0, 1] (diffusers' convention); pass uint8 for "
-                                 "0..255")
-            a = a * 2.0 - 1.0
-        x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1)))
+        a = a.astype(np.float32)
+        if a.size and (a.min() < -INPUT_RANGE_SLACK or a.max() > 1 + INPUT_RANGE_SLACK):
+            raise ValueError("float numpy images must be in [0, 1] (diffusers' convention); pass uint8 for 0..255")
+        a = a * 2.0 - 1.0
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1)))
+
+
+def image_tensor(image: Any, size: int, channels: int = 3) -> torch.Tensor:
+    """:func:`image_batch` at the model's size: other sizes are cut to the centre square and area-averaged to
+    ``size`` (the images must be at least ``size`` on a side)."""
+    x = image_batch(image, channels)
     h, w = x.shape[-2:]
     if (h, w) == (size, size):
         return x
@@ -558,7 +533,6 @@ def image_tensor(image: Any, size: int, channels: int = 3) -> torch.Tensor:
         raise ValueError(f"the image ({h} x {w}) is smaller than the model's input ({size} x {size})")
     top, left = (h - side) // 2, (w - side) // 2
     return torch.nn.functional.adaptive_avg_pool2d(x[..., top:top + side, left:left + side], size)
-
 
 class CaptioningPipeline(FlowPipeline):
     """Image -> caption (paper Sec. 5.4), for the two flow captioners: ``caption_crossflow`` (Image VE -> z0 -> guided
@@ -707,7 +681,7 @@ class CaptioningPipeline(FlowPipeline):
 
 
 
-class SuperResolutionPipeline(FlowPipeline):
+class SuperResolutionPipeline(TaskPipeline):
     """Low-resolution image -> 4x high-resolution image (paper Sec. 5.6), for the three super-resolution checkpoints:
     ``sr_crossflow`` (the bicubic upsampling IS the source: z0 -> guided ODE, no condition input), ``sr_baseline``
     (noise -> ODE reading the concatenated upsampled image) and ``sr_regression`` (one forward pass)::
@@ -725,6 +699,7 @@ class SuperResolutionPipeline(FlowPipeline):
     tile independently, so tile borders can show."""
 
     TASK = "super-resolution"
+    RECIPE, LABEL, EXAMPLE = SRRecipe, "super-resolution", "sr_crossflow"
 
     def __init__(self, model: torch.nn.Module, recipe: SRRecipe, default_scale: float | None = None,
                  device: str | torch.device | None = None):
@@ -751,96 +726,11 @@ class SuperResolutionPipeline(FlowPipeline):
     def channels(self) -> int:
         return self.recipe.data.channels
 
-    # ------------------------------------------------------------------------------------------ loading
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, profile=None,
-                        device: str | torch.device | None = None) -> "SuperResolutionPipeline":
-        """A pipeline from a folder written by :meth:`save_pretrained`, or from a super-resolution checkpoint's name
-        (``"sr_crossflow"``, ``"sr_baseline"``, ``"sr_regression"``): shipped weights for ``course``/``full``, cached
-        or freshly trained ones for ``smoke``. The default guidance scale is the one chosen on the validation photo
-        when the checkpoint was trained."""
-        path = Path(name_or_path)
-        if (path / FLOW_DIR).is_dir():
-            return cls._from_folder(path, device)
-        if path.exists() or len(path.parts) > 1:
-            raise FileNotFoundError(f"{path} holds no saved pipeline (no {FLOW_DIR}/ folder); write one with "
-                                    f"pipe.save_pretrained({str(path)!r}), or give a checkpoint name such as "
-                                    f"'sr_crossflow'")
-        from .profiles import get_profile
-        from .tasks import registry
-
-        profile = profile or get_profile(device=device)
-        name = str(name_or_path)
-        entry = registry.get(name)
-        recipe = entry.recipe(profile)
-        if not isinstance(recipe, SRRecipe):
-            names = sorted(n for n, e in registry.CHECKPOINTS.items() if isinstance(e.recipe(profile), SRRecipe))
-            raise ValueError(f"{name!r} is not a super-resolution checkpoint ({entry.description}); the "
-                             f"super-resolution pipeline serves {', '.join(names)}")
-        model, meta = registry.find(name, profile, recipe=recipe)
-        return cls(model, recipe, default_scale=meta.get("metrics", {}).get("chosen_scale"), device=profile.device)
-
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``directory/flow`` (safetensors + JSON config with the recipe and the default guidance scale)."""
-        directory = Path(directory)
-        checkpoints.save_checkpoint(directory / FLOW_DIR, self.model.state_dict(), self.recipe, name=FLOW_DIR,
-                                    kind=type(self.model).__name__, metrics={"chosen_scale": self.default_scale})
-        return directory
-
-    @classmethod
-    def _from_folder(cls, directory: Path, device: str | torch.device | None) -> "SuperResolutionPipeline":
-        meta = checkpoints.read_meta(directory / FLOW_DIR)
-        kinds = (CrossFlowModel.__name__, BaselineModel.__name__, RegressionModel.__name__)
-        if meta.get("kind") not in kinds:
-            raise checkpoints.CheckpointMismatchError(
-                f"{directory / FLOW_DIR} holds a {meta.get('kind')!r}, not a super-resolution model "
-                f"({', '.join(kinds)})")
-        try:
-            recipe = from_dict(SRRecipe, meta["config"])
-        except (ValueError, TypeError) as err:
-            raise checkpoints.CheckpointMismatchError(
-                f"the config in {directory / FLOW_DIR} is not a super-resolution recipe of this version of "
-                f"crossflow_mini ({err}); save the pipeline again with this version") from err
-        state, meta = checkpoints.load_checkpoint(directory / FLOW_DIR, recipe, name=FLOW_DIR, kind=meta["kind"])
-        model = build_model(recipe.model)
-        model.load_state_dict(state)
-        return cls(model, recipe, default_scale=meta["metrics"].get("chosen_scale"), device=device)
-
     # ------------------------------------------------------------------------------------------- input
     def preprocess(self, image: Any) -> torch.Tensor:
         """Any accepted low-resolution input (see the class docstring) -> float32 ``(B, C, h, w)`` in [-1, 1] on the
         CPU, with h and w multiples of :attr:`lr_size`."""
-        c = self.channels
-        if isinstance(image, (list, tuple)) and image and not isinstance(image[0], (int, float)):
-            return torch.cat([self.preprocess(im) for im in image])
-        if torch.is_tensor(image):
-            x = image.detach().to("cpu", torch.float32)
-            x = x[None] if x.ndim == 3 else x
-            if x.ndim != 4 or x.shape[1] != c:
-                raise ValueError(f"a low-resolution tensor must be ({c}, h, w) or (B, {c}, h, w) in [-1, 1], got "
-                                 f"{tuple(image.shape)}")
-            if x.numel() and (x.min() < -1 - INPUT_RANGE_SLACK or x.max() > 1 + INPUT_RANGE_SLACK):
-                raise ValueError(f"image tensors must be in [-1, 1] (got values in [{float(x.min()):.3g}, "
-                                 f"{float(x.max()):.3g}]); map [0, 1] images with x * 2 - 1")
-        else:
-            if type(image).__module__.startswith("PIL"):
-                image = np.asarray(image.convert("RGB" if c == RGB else "L"))
-            if not isinstance(image, np.ndarray):
-                raise TypeError(f"the super-resolution pipeline reads a tensor, a PIL image, a numpy array or a list "
-                                f"of them; got {type(image).__name__}")
-            a = image[..., None] if (image.ndim == 2 and c == 1) else image
-            a = a[None] if a.ndim == 3 else a
-            if a.ndim != 4 or a.shape[-1] != c:
-                raise ValueError(f"a numpy image must be (h, w, {c}) or (B, h, w, {c}), got {image.shape}")
-            if a.dtype == np.uint8:
-                a = a.astype(np.float32) / 127.5 - 1.0
-            else:
-                a = a.astype(np.float32)
-                if a.size and (a.min() < -INPUT_RANGE_SLACK or a.max() > 1 + INPUT_RANGE_SLACK):
-                    raise ValueError("float numpy images must be in [0, 1] (diffusers' convention); pass uint8 "
-                                     "for 0..255")
-                a = a * 2.0 - 1.0
-            x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1)))
+        x = image_batch(image, self.channels)
         h, w = x.shape[-2:]
         if h < self.lr_size or w < self.lr_size or h % self.lr_size or w % self.lr_size:
             raise ValueError(f"the low-resolution image is {h} x {w}; the model super-resolves {self.lr_size} x "
@@ -909,6 +799,6 @@ class SuperResolutionPipelineOutput(PipelineOutput):
     upsampled: torch.Tensor | None = None
 
 __all__ = ["PipelineOutput", "CrossFlowPipelineOutput", "FlowPipeline", "CrossFlowPipeline", "OUTPUT_TYPES",
-           "to_output", "DepthPipeline", "DepthPipelineOutput",
-           "CaptioningPipeline", "CaptioningPipelineOutput", "CAPTION_OUTPUT_TYPES", "image_tensor",
+           "to_output", "TaskPipeline", "DepthPipeline", "DepthPipelineOutput",
+           "CaptioningPipeline", "CaptioningPipelineOutput", "CAPTION_OUTPUT_TYPES", "image_batch", "image_tensor",
            "SuperResolutionPipeline", "SuperResolutionPipelineOutput"]
