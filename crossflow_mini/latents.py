@@ -45,7 +45,7 @@ def _fingerprint(ae: ImageAutoencoder, images: torch.Tensor) -> str:
         h.update(k.encode())
         h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
     h.update(str(tuple(images.shape)).encode())
-    h.update(images[:: max(1, len(images) // 64)].contiguous().numpy().tobytes())
+    h.update(images[:: max(1, len(images) // 64)].detach().cpu().contiguous().numpy().tobytes())
     h.update(images.double().sum().item().hex().encode())
     return h.hexdigest()[:20]
 
