@@ -172,12 +172,11 @@ _SCALING = ScalingConfig(train=dataclasses.replace(_T2I_TRAIN, steps=2000, ckpt_
 # the same cost per step. The Image VE adds the alignment loss ||mu - y||^2 (ours) and a weak KL (1e-6: the KL is
 # summed over the 1,024 depth pixels, so the paper's 1e-4 holds sigma near 1 and the flow starts from noise). One flow
 # per prediction (averaging buys little with sigma that small; the validation sweep shows it). 2,000 steps of batch
-# 64: 1.16 (CrossFlow) and 1.02 (baselines) CPU-s per step; measured on 2 cores, 1.15 s per step (about 38 min:
-# over the 30-minute budget, see docs/MEASUREMENTS.md - to be resized before the checkpoints ship). Why each value:
-# docs/MEASUREMENTS.md, "Depth".
+# 32 (batch 64 took 1.15 s per step on 2 cores, 38 min: over the 30-minute budget; the second core gives almost
+# nothing at these sizes, so each checkpoint trains on one thread). Why each value: docs/MEASUREMENTS.md, "Depth".
 _DEPTH_UNET = (32, 64, 64)
 _DEPTH_BASELINE_UNET = (40, 64, 64)
-_DEPTH_TRAIN = TrainConfig(steps=2000, batch_size=64, lr=1e-3, warmup_steps=100, lr_schedule="cosine",
+_DEPTH_TRAIN = TrainConfig(steps=2000, batch_size=32, lr=1e-3, warmup_steps=100, lr_schedule="cosine",
                            ema_decay=0.995, ckpt_every=250, log_every=25)
 _DEPTH_CROSSFLOW = DepthRecipe(
     model=crossflow_depth_config(32, ve_blocks=5, channels=_DEPTH_UNET, kl_weight=1e-6, align_weight=1.0),
@@ -192,12 +191,14 @@ _DEPTH_DEMO = dataclasses.replace(_DEPTH_TRAIN, steps=100, batch_size=32, warmup
                                   ema_decay=0.9, ckpt_every=0, log_every=5)
 # 4x super-resolution of photo patches (paper Sec. 5.6, Table 6): 8 x 8 -> 32 x 32 RGB, three methods on one UNet
 # (tasks/sr.py, model_configs): CrossFlow from the upsampled image, standard flow matching and regression with the
-# upsampled image concatenated; parameters within 1 % (tested). Why each value: the super-resolution section of
+# upsampled image concatenated; parameters within 1 % (tested). 1,200 steps of batch 32 on one thread (about 2.4
+# steps/s: about 9 min a run; the study trains six). CrossFlow's source is the upsampled image itself ("none", the
+# paper's): of the three sources it had the best validation PSNR. Why each value: the super-resolution section of
 # docs/MEASUREMENTS.md.
 _SR_UNET = UNetVelocityConfig(latent_shape=(3, 32, 32), block_out_channels=(32, 64, 64))
-_SR_TRAIN = TrainConfig(steps=3000, batch_size=32, lr=1e-3, warmup_steps=100, ema_decay=0.999, ckpt_every=250,
+_SR_TRAIN = TrainConfig(steps=1200, batch_size=32, lr=1e-3, warmup_steps=100, ema_decay=0.999, ckpt_every=250,
                         log_every=25)
-_SR_MODELS = sr_model_configs(_SR_UNET, source="noise", guidance=GuidanceConfig(scale=1.0), regression_loss="l1")
+_SR_MODELS = sr_model_configs(_SR_UNET, source="none", guidance=GuidanceConfig(scale=1.0), regression_loss="l1")
 _SR_CROSSFLOW = SRRecipe(model=_SR_MODELS["crossflow"], train=_SR_TRAIN, data=SRDataConfig(), sample_steps=10)
 _SR_BASELINE = dataclasses.replace(_SR_CROSSFLOW, model=_SR_MODELS["baseline"])
 _SR_REGRESSION = dataclasses.replace(_SR_CROSSFLOW, model=_SR_MODELS["regression"])

@@ -218,6 +218,32 @@ def depth_table() -> str:
     return readme_table(d["metrics"]) + f"\n\nDepthWorld test split; Motorcycle: one real photograph, zero-shot. Made by `{d['command']}`."
 
 
+def captioning_table() -> str:
+    d = _load("captioning.json")
+    if d is None:
+        return ("(not measured yet: `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce captioning` after "
+                "training the text autoencoder and the four captioners)")
+    sys.path.insert(0, str(ROOT))
+    from crossflow_mini.tasks.captioning_study import markdown_table
+    return markdown_table(d["metrics"]["table"]) + (
+        f"\n\nShapesWorld test split (scene: the generated caption parsed with the dataset's grammar and compared "
+        f"with the image's attributes; held-out: attribute combinations never seen in training). Made by "
+        f"`{d['command']}`.")
+
+
+def sr_table() -> str:
+    d = _load("sr.json")
+    if d is None:
+        return ("(not measured yet: `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce sr` after training "
+                "the three super-resolution checkpoints)")
+    sys.path.insert(0, str(ROOT))
+    from crossflow_mini.tasks.sr import readme_table
+    m = d["metrics"]
+    return readme_table(m) + (
+        f"\n\n{m['n_test_patches']} test patches of {m['hr_size']} px from held-out photographs, {m['scale']}x. "
+        f"Made by `{d['command']}`.")
+
+
 def runtimes_table() -> str:
     t = _load("notebook_times.json") or {}
     cols = (("course_fresh_clone", "course, fresh clone (cold caches)"), ("course", "course, warm"),
@@ -266,7 +292,7 @@ def fill(text: str, name: str, body: str) -> str:
 def main() -> int:
     text = README.read_text()
     for name, fn in (("results", results_table), ("ablation", ablation_table), ("comparison", comparison_table),
-                     ("scaling", scaling_table), ("variants", variants_table), ("arithmetic", arithmetic_table), ("depth", depth_table), ("runtimes", runtimes_table), ("bench", bench_table)):
+                     ("scaling", scaling_table), ("variants", variants_table), ("arithmetic", arithmetic_table), ("captioning", captioning_table), ("depth", depth_table), ("sr", sr_table), ("runtimes", runtimes_table), ("bench", bench_table)):
         text = fill(text, name, fn())
     README.write_text(text)
     print("README.md tables updated")
