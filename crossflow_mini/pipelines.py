@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -316,6 +316,34 @@ class CrossFlowPipeline(FlowPipeline):
         return self.autoencoder.decode(latents.to(self.device)).clamp(-1, 1)
 
 
+
+def _checkpoint_name(name_or_path: str | Path, example: str) -> str | None:
+    """What a task pipeline's ``from_pretrained`` was given: ``None`` for a folder written by ``save_pretrained``, else
+    the checkpoint name; a path without a saved pipeline is an error that says what to give instead."""
+    path = Path(name_or_path)
+    if (path / FLOW_DIR).is_dir():
+        return None
+    if path.exists() or len(path.parts) > 1:
+        raise FileNotFoundError(f"{path} holds no saved pipeline (no {FLOW_DIR}/ folder); write one with "
+                                f"pipe.save_pretrained({str(path)!r}), or give a checkpoint name such as {example!r}")
+    return str(name_or_path)
+
+
+def _served_recipe(name: str, profile: Any, serves: Callable[[Any], bool], what: str, pipeline: str,
+                   hint: str = "") -> Any:
+    """The recipe of the registered checkpoint ``name`` if the pipeline ``serves`` it; else a ValueError that names
+    the checkpoints it does serve."""
+    from .tasks import registry
+
+    entry = registry.get(name)
+    recipe = entry.recipe(profile)
+    if not serves(recipe):
+        served = sorted(n for n, e in registry.CHECKPOINTS.items() if serves(e.recipe(profile)))
+        raise ValueError(f"{name!r} is not a {what} ({entry.description}); {pipeline} serves "
+                         f"{', '.join(served)}{hint}")
+    return recipe
+
+
 class TaskPipeline(FlowPipeline):
     """What the depth and super-resolution pipelines share: one recipe type (``RECIPE``) whose checkpoints they
     serve, loading by checkpoint name or from a saved folder, and saving. ``LABEL`` and ``EXAMPLE`` word the
@@ -333,24 +361,15 @@ class TaskPipeline(FlowPipeline):
         ``"depth_crossflow"``, ``"sr_crossflow"``): shipped weights for ``course``/``full``, cached or freshly
         trained ones for ``smoke``. The default guidance scale is the one chosen on validation data when the
         checkpoint was trained."""
-        path = Path(name_or_path)
-        if (path / FLOW_DIR).is_dir():
-            return cls._from_folder(path, device)
-        if path.exists() or len(path.parts) > 1:
-            raise FileNotFoundError(f"{path} holds no saved pipeline (no {FLOW_DIR}/ folder); write one with "
-                                    f"pipe.save_pretrained({str(path)!r}), or give a checkpoint name such as "
-                                    f"{cls.EXAMPLE!r}")
+        name = _checkpoint_name(name_or_path, cls.EXAMPLE)
+        if name is None:
+            return cls._from_folder(Path(name_or_path), device)
         from .profiles import get_profile
         from .tasks import registry
 
         profile = profile or get_profile(device=device)
-        name = str(name_or_path)
-        entry = registry.get(name)
-        recipe = entry.recipe(profile)
-        if not isinstance(recipe, cls.RECIPE):
-            names = sorted(n for n, e in registry.CHECKPOINTS.items() if isinstance(e.recipe(profile), cls.RECIPE))
-            raise ValueError(f"{name!r} is not a {cls.LABEL} checkpoint ({entry.description}); the {cls.LABEL} "
-                             f"pipeline serves {', '.join(names)}")
+        recipe = _served_recipe(name, profile, lambda r: isinstance(r, cls.RECIPE), f"{cls.LABEL} checkpoint",
+                                f"the {cls.LABEL} pipeline")
         model, meta = registry.find(name, profile, recipe=recipe)
         return cls(model, recipe, default_scale=meta.get("metrics", {}).get("chosen_scale"), device=profile.device)
 
@@ -575,26 +594,16 @@ class CaptioningPipeline(FlowPipeline):
         """A pipeline from a folder written by :meth:`save_pretrained`, or from a flow captioner's name
         (``"caption_crossflow"``, ``"caption_baseline"``): shipped weights for ``course``/``full``, cached or freshly
         trained ones for ``smoke``. The default guidance scale is the one chosen on validation images."""
-        path = Path(name_or_path)
-        if (path / FLOW_DIR).is_dir():
-            return cls._from_folder(path, device)
-        if path.exists() or len(path.parts) > 1:
-            raise FileNotFoundError(f"{path} holds no saved pipeline (no {FLOW_DIR}/ folder); write one with "
-                                    f"pipe.save_pretrained({str(path)!r}), or give a checkpoint name such as "
-                                    f"'caption_crossflow'")
+        name = _checkpoint_name(name_or_path, "caption_crossflow")
+        if name is None:
+            return cls._from_folder(Path(name_or_path), device)
         from .profiles import get_profile
         from .tasks import registry
 
         profile = profile or get_profile(device=device)
-        name = str(name_or_path)
-        entry = registry.get(name)
-        recipe = entry.recipe(profile)
-        if not isinstance(recipe, CaptionRecipe) or not recipe.is_flow:
-            flows = sorted(n for n, e in registry.CHECKPOINTS.items()
-                           if isinstance(e.recipe(profile), CaptionRecipe) and e.recipe(profile).is_flow)
-            raise ValueError(f"{name!r} is not a flow captioner ({entry.description}); the captioning pipeline "
-                             f"serves {', '.join(flows)}. Caption with the others through "
-                             f"crossflow_mini.tasks.captioning.captions_of")
+        recipe = _served_recipe(name, profile, lambda r: isinstance(r, CaptionRecipe) and r.is_flow, "flow captioner",
+                                "the captioning pipeline", ". Caption with the others through "
+                                "crossflow_mini.tasks.captioning.captions_of")
         model, meta = registry.find(name, profile, recipe=recipe)
         autoencoder = registry.load(f"autoencoder_{recipe.autoencoder.dataset}", profile, recipe=recipe.autoencoder)
         text_ae = registry.load("text_autoencoder_shapes", profile, recipe=recipe.text_autoencoder)
