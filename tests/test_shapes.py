@@ -353,3 +353,23 @@ def test_subset_keeps_vocabulary_and_wording_flags():
     part = data.subset(data.test_only_wording)
     assert part.vocabulary == "rich" and len(part) == data.test_only_wording.sum() and part.test_only_wording.all()
     assert part.attributes(0)["test_only_wording"] is True
+
+
+def test_swapped_pairs_keep_the_words_and_break_the_binding(train):
+    """Hard negatives: every pair scene and only those, the same shapes, sizes and colour set, with the colours
+    exchanged between the objects (or, for two objects of one colour, their places) - and a different image."""
+    rows, images = sw.swapped_pairs(train)
+    assert np.array_equal(rows, np.flatnonzero(train.kinds == sw.SCENE_KINDS.index("pair")))
+    assert images.shape == (len(rows), *train.images.shape[1:]) and images.dtype == np.uint8
+    same = train.colours[rows, 0] == train.colours[rows, 1]
+    assert (~same).any()
+    for k, i in enumerate(rows):
+        c, xy = train.colours[i], train.centres[i]
+        if same[k]:  # the places are exchanged: re-render that scene and compare
+            expect = sw.render(train.shapes[i:i + 1], c[None], train.sizes[i:i + 1], xy[None][:, [1, 0, 2]],
+                               train.images.shape[1])
+        else:
+            expect = sw.render(train.shapes[i:i + 1], c[None][:, [1, 0, 2]], train.sizes[i:i + 1], xy[None],
+                               train.images.shape[1])
+        assert np.array_equal(images[k], expect[0])
+    assert all(not np.array_equal(images[k], train.images[i]) for k, i in enumerate(rows) if not same[k])

@@ -197,15 +197,23 @@ def variants_table() -> str:
         return "(not measured yet: `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce t2i_variants`)"
     m = v["metrics"]
     cats = ("overall", "single_object", "two_objects", "position", "colour_attribution")
-    rows = ["| run | parameters | train | w | " + " | ".join(c.replace("_", " ") for c in cats)
-            + " | overall, held-out combinations |", "|---|---|---|---|" + "---|" * (len(cats) + 1)]
+    rows = ["| run | captions | parameters | train | w | " + " | ".join(c.replace("_", " ") for c in cats)
+            + " | overall, held-out combinations | overall, train wording / test-only wording | sample spread |",
+            "|---|---|---|---|---|" + "---|" * (len(cats) + 3)]
     for label, r in m["runs"].items():
         for w, g in r["geneval"].items():
-            rows.append(f"| {label} | {r['parameters'] / 1e6:.2f}M | {r['train_seconds'] / 60:.1f} min | {w[2:]} | "
+            wording = (f"{g['train_wording']['overall']:.3f} / {g['test_only_wording']['overall']:.3f}"
+                       if "test_only_wording" in g else "-")
+            spread = r.get("sample_spread", {}).get(w)
+            rows.append(f"| {label} | {r.get('vocabulary', 'template')} | {r['parameters'] / 1e6:.2f}M | "
+                        f"{r['train_seconds'] / 60:.1f} min | {w[2:]} | "
                         + " | ".join(f"{g['all'][c]:.3f}" for c in cats)
-                        + f" | {g['heldout_combinations']['overall']:.3f} |")
+                        + f" | {g['heldout_combinations']['overall']:.3f} | {wording} | "
+                        + ("-" if spread is None else f"{spread:.3f}") + " |")
     rows += ["", f"{m['train_steps']} training steps per run, the same batch and schedule; mini-GenEval on the test "
-             f"prompts at fixed scales (nothing chosen on them). Made by `{v['command']}`."]
+             f"prompts at fixed scales (nothing chosen on them). Test-only wording: rich-vocabulary test captions "
+             f"that use a synonym or sentence form no training caption uses. Sample spread: per-pixel std over "
+             f"draws of the same prompt (0 = one image per prompt). Made by `{v['command']}`."]
     return "\n".join(rows)
 
 

@@ -199,7 +199,7 @@ class ShapesWorldSplit:
 
     def images_tensor(self) -> torch.Tensor:
         """All images as float32 ``(N, 3, H, W)`` in ``[-1, 1]``."""
-        return _to_tensor(self.images)
+        return images_to_tensor(self.images)
 
     def subset(self, which: np.ndarray) -> "ShapesWorldSplit":
         """The samples selected by a boolean mask or an index array (e.g. ``split.subset(split.heldout)``)."""
@@ -216,7 +216,7 @@ def _check_index(i: int, n: int) -> int:
     return int(i) % n
 
 
-def _to_tensor(images: np.ndarray) -> torch.Tensor:
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 ``(..., H, W, 3)`` -> float32 ``(..., 3, H, W)`` in ``[-1, 1]`` (a fresh, writable copy)."""
     scaled = images.astype(np.float32) / 127.5 - 1.0
     return torch.from_numpy(np.ascontiguousarray(np.moveaxis(scaled, -1, -3)))
@@ -370,6 +370,20 @@ def render(shapes: Any, colours: Any, sizes: Any, centres: Any, image_size: int 
             canvas += alpha * (colour - canvas)
         images[start:stop] = np.rint(canvas)
     return images
+
+
+def swapped_pairs(split: ShapesWorldSplit) -> tuple[np.ndarray, np.ndarray]:
+    """Hard negatives for the two-object scenes: each pair scene of ``split`` drawn again with the same words but
+    the wrong binding - the two objects' colours swapped, or, where both have the same colour, their places swapped
+    (which flips the relation). Returns the pair scenes' indices and their swapped images, uint8 ``(P, H, W, 3)``
+    (the contrastive loss's extra negatives; CROSSFLOW_NOTES Sec. 9, ours)."""
+    rows = np.flatnonzero(split.kinds == SCENE_KINDS.index("pair"))
+    colours, centres = split.colours[rows].copy(), split.centres[rows].copy()
+    same = colours[:, 0] == colours[:, 1]
+    colours[~same, 0], colours[~same, 1] = split.colours[rows[~same], 1], split.colours[rows[~same], 0]
+    centres[same, 0], centres[same, 1] = split.centres[rows[same], 1], split.centres[rows[same], 0]
+    images = render(split.shapes[rows], colours, split.sizes[rows], centres, split.images.shape[1])
+    return rows, images
 
 
 def render_masks(shapes: Any, sizes: Any, centres: Any, image_size: int = REFERENCE_SIZE) -> np.ndarray:
@@ -574,7 +588,7 @@ class ShapesWorldDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         i = _check_index(index, len(self.data))
-        return {"image": _to_tensor(self.data.images[i]), "caption": self.data.captions[i], "index": i}
+        return {"image": images_to_tensor(self.data.images[i]), "caption": self.data.captions[i], "index": i}
 
 
 def benchmark(n: int = 50_000, image_size: int = REFERENCE_SIZE) -> float:
@@ -591,5 +605,5 @@ __all__ = [
     "HELDOUT_COMBINATIONS", "HELDOUT_TEST_FRACTION", "CAPTION_TEMPLATES", "SIZE_WORDS", "POSITION_PHRASES",
     "RELATION_PHRASES", "NUMBER_WORDS", "VOCABULARIES", "ShapesWorldSplit", "ShapesWorldDataset",
     "generate_split", "load_shapes", "split_seed", "render", "render_masks", "caption_for", "captions_for",
-    "position_of", "relation_of", "benchmark",
+    "position_of", "relation_of", "benchmark", "swapped_pairs", "images_to_tensor",
 ]

@@ -101,6 +101,15 @@ class T2IData:
     split: sw.ShapesWorldSplit | fm.FashionSplit
     text: TextEmbeddings
     latents: LatentSet
+    #: hard negatives (training split of a Text VE with ``hard_negatives > 0``): latents of the swapped pair scenes
+    #: (:func:`~crossflow_mini.datasets.shapes.swapped_pairs`) and, per sample, its row there (-1 = none)
+    negatives: LatentSet | None = None
+    negative_of: np.ndarray | None = None
+
+
+def hard_negatives_wanted(recipe: T2IRecipe) -> int:
+    """How many hard negatives per sample the recipe's Text VE asks for (0 for the baseline and the paper's)."""
+    return int(getattr(getattr(recipe.model, "source", None), "hard_negatives", 0) or 0)
 
 
 def prepare(recipe: T2IRecipe, split: str, autoencoder: torch.nn.Module) -> T2IData:
@@ -114,24 +123,39 @@ def prepare(recipe: T2IRecipe, split: str, autoencoder: torch.nn.Module) -> T2ID
         images = data.images_tensor()
     text = TextEncoder(recipe.text).encode(data.captions)
     latents = encode_images(autoencoder, images)
-    return T2IData(data, text, latents)
+    if split != "train" or not hard_negatives_wanted(recipe):
+        return T2IData(data, text, latents)
+    if recipe.autoencoder.dataset != "shapes" or hard_negatives_wanted(recipe) != 1:
+        raise ValueError("hard negatives exist for ShapesWorld only, one per two-object scene (the swapped scene): "
+                         "set TextVEConfig.hard_negatives to 0 or 1")
+    rows, swapped = sw.swapped_pairs(data)
+    negative_of = np.full(len(data), -1, dtype=np.int64)
+    negative_of[rows] = np.arange(len(rows))
+    return T2IData(data, text, latents, encode_images(autoencoder, sw.images_to_tensor(swapped)), negative_of)
 
 
-def training_batches(data: T2IData, cfg: TrainConfig) -> Callable[[int], tuple[TokenBatch, torch.Tensor]]:
+def training_batches(data: T2IData, cfg: TrainConfig) -> Callable[[int], tuple[Any, ...]]:
     """``step -> (caption tokens, image latents)``: a pure function of ``(seed, step)`` (exact resume). The latents
-    are posterior samples (the paper's training samples from the VAE posterior)."""
+    are posterior samples (the paper's training samples from the VAE posterior). Where ``data`` holds hard
+    negatives, a third item follows: the swapped scenes of the batch's two-object samples (posterior samples too),
+    extra wrong targets for the contrastive loss."""
     batches = EpochBatches(len(data.split), cfg.batch_size, cfg.seed)
 
-    def batch_fn(step: int) -> tuple[TokenBatch, torch.Tensor]:
+    def batch_fn(step: int) -> tuple[Any, ...]:
         idx = batches(step)
-        return data.text.batch(idx), data.latents.sample(idx)
+        if data.negatives is None or data.negative_of is None:
+            return data.text.batch(idx), data.latents.sample(idx)
+        tokens, targets = data.text.batch(idx), data.latents.sample(idx)  # draws in this order: targets, negatives
+        rows = data.negative_of[np.asarray(idx)]
+        return tokens, targets, data.negatives.sample(torch.from_numpy(rows[rows >= 0]))
 
     return batch_fn
 
 
 def flow_loss(model: FlowModel, batch: tuple[Any, torch.Tensor]):
-    """The training loss of a (source, target) batch, as the training loop wants it: ``(total, logs)``."""
-    out = model.loss(*batch)
+    """The training loss of a (source, target[, hard negatives]) batch, as the training loop wants it:
+    ``(total, logs)``."""
+    out = model.loss(*batch[:2]) if len(batch) == 2 else model.loss(*batch[:2], negatives=batch[2])
     return out.total, out.logs
 
 

@@ -8,14 +8,26 @@ is the reference row. Every run is judged on the TEST prompts of mini-GenEval at
 chosen on them: the table compares designs, the shipped model's scale is chosen on validation prompts), with the
 held-out (shape, colour) combinations and the test-only wording apart.
 
-Rows (``VariantsConfig.variants``; each a set of overrides of the base recipe's Text VE and velocity network):
+Rows (``VariantsConfig.variants``; each a set of overrides of the base recipe's Text VE and velocity network, and
+optionally of its data set):
 
 * ``paper``: the paper's Text VE - the public code's flatten + linear head, the paper's KL (mu^2, lambda 1e-4);
 * ``code_kl``: the same head with the public code's KL ((0.3 mu)^6, lambda 1e-2);
 * ``patch_queries``: a spatially structured source - one learned query per latent patch attends to the caption
   tokens and gives that patch's mu / logvar;
 * ``patch_queries_align``: the same, with the source's mean pulled towards the image latent (``align_weight``);
-* further rows vary the noise level of z0 (the KL weight) and the capacity.
+* ``patch_queries_align_low_noise``: the same with a ten times smaller KL weight, so the source's noise (the spread
+  of z0 around mu) may shrink - the paper's Table 3a removes the noise altogether (a plain encoder) and loses
+  badly; this only lowers it, and the sample spread shows what that costs in diversity;
+* ``patch_queries_align_strong``: the alignment weighted four times more;
+* ``patch_queries_align_hard_negatives``: the contrastive loss also sees, for every two-object caption, the same
+  scene with the binding swapped (colours exchanged, or places where the colours match) as a wrong target;
+* ``patch_queries_align_rich``: the best design trained and judged on the rich caption vocabulary (synonyms and
+  sentence forms, some kept for test captions only), beside ``baseline_rich``.
+
+Baseline rows (``VariantsConfig.baselines``): the cross-attention baseline at the same budget, on the template
+captions (``baseline``) and on the rich ones (``baseline_rich``). Each run also reports the spread of its samples
+(:func:`sample_spread`): accuracy bought by collapsing every prompt onto one image would show there.
 """
 
 from __future__ import annotations
@@ -29,10 +41,11 @@ import numpy as np
 import torch
 
 from ..core.params import count_parameters, sampling_parameters
+from ..datasets.shapes import SCENE_KINDS
 from ..eval.geneval import mini_geneval
 from ..eval.judge import JudgeNet
 from ..training import TrainConfig
-from .t2i import Device, T2IData, T2IRecipe, fit, generate, prepare
+from .t2i import Device, T2IData, T2IRecipe, fit, generate, hard_negatives_wanted, prepare
 
 #: Each variant: a label -> overrides {"source": {...}, "velocity": {...}} of the base CrossFlow recipe.
 DEFAULT_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -40,21 +53,35 @@ DEFAULT_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "code_kl": {"source": {"head": "flatten", "kl_form": "code"}},
     "patch_queries": {"source": {"head": "patch_queries", "kl_form": "code"}},
     "patch_queries_align": {"source": {"head": "patch_queries", "kl_form": "code", "align_weight": 1.0}},
+    "patch_queries_align_low_noise": {"source": {"head": "patch_queries", "kl_form": "code", "align_weight": 1.0,
+                                                 "kl_weight": 1e-3}},
+    "patch_queries_align_strong": {"source": {"head": "patch_queries", "kl_form": "code", "align_weight": 4.0}},
+    "patch_queries_align_hard_negatives": {"source": {"head": "patch_queries", "kl_form": "code",
+                                                      "align_weight": 1.0, "hard_negatives": 1}},
+    "patch_queries_align_rich": {"source": {"head": "patch_queries", "kl_form": "code", "align_weight": 1.0},
+                                 "shapes": {"vocabulary": "rich"}},
+}
+#: The baseline rows: label -> overrides {"shapes": {...}} of the baseline recipe (its network is never changed).
+BASELINE_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "baseline": {},
+    "baseline_rich": {"shapes": {"vocabulary": "rich"}},
 }
 
 
 @dataclass(frozen=True)
 class VariantsConfig:
-    """The variants study: ``variants`` (label -> overrides, as a tuple of (label, overrides-as-JSON-ready dict)
-    pairs so the config stays hashable), one training budget for all, the guidance scales and prompts judged."""
+    """The variants study: ``variants`` and ``baselines`` (label -> overrides, as tuples of (label, JSON-ready
+    overrides) pairs), one training budget for all, the guidance scales and prompts judged, and the sample-spread
+    probe (``spread_prompts`` single-object test prompts, ``spread_seeds`` draws of each)."""
 
     variants: tuple[tuple[str, Any], ...] = tuple((k, v) for k, v in DEFAULT_VARIANTS.items())
+    baselines: tuple[tuple[str, Any], ...] = tuple((k, v) for k, v in BASELINE_VARIANTS.items())
     train: TrainConfig = TrainConfig(steps=2000, batch_size=128, lr=1e-3, warmup_steps=200, ema_decay=0.995,
                                      ckpt_every=500, log_every=25)
     scales: tuple[float, ...] = (1.0, 3.0)
     geneval_per_kind: int | None = 200
-    with_baseline: bool = True
-
+    spread_prompts: int = 50
+    spread_seeds: int = 4
 
 
 def _thaw(value: Any) -> Any:
@@ -65,7 +92,7 @@ def _thaw(value: Any) -> Any:
 
 def variant_recipes(base: T2IRecipe, baseline: T2IRecipe, cfg: VariantsConfig) -> dict[str, T2IRecipe]:
     """The runs of the study, keyed by label: each variant's CrossFlow recipe (the base recipe with its overrides and
-    the study's training budget) and, with ``with_baseline``, the baseline recipe at the same budget."""
+    the study's training budget), then each baseline row (the baseline recipe, only its data set overridden)."""
     runs: dict[str, T2IRecipe] = {}
     for label, overrides in cfg.variants:
         over = _thaw(overrides)
@@ -73,10 +100,30 @@ def variant_recipes(base: T2IRecipe, baseline: T2IRecipe, cfg: VariantsConfig) -
             base.model,
             source=dataclasses.replace(base.model.source, **over.get("source", {})),
             velocity=dataclasses.replace(base.model.velocity, **over.get("velocity", {})))
-        runs[label] = dataclasses.replace(base, model=model, train=cfg.train)
-    if cfg.with_baseline:
-        runs["baseline"] = dataclasses.replace(baseline, train=cfg.train)
+        runs[label] = dataclasses.replace(base, model=model, train=cfg.train,
+                                          shapes=dataclasses.replace(base.shapes, **over.get("shapes", {})))
+    for label, overrides in cfg.baselines:
+        over = _thaw(overrides)
+        if set(over) - {"shapes"}:
+            raise ValueError(f"baseline row {label!r}: only the data set ('shapes') may be overridden, got {set(over)}")
+        runs[label] = dataclasses.replace(baseline, train=cfg.train,
+                                          shapes=dataclasses.replace(baseline.shapes, **over.get("shapes", {})))
     return runs
+
+
+@torch.no_grad()
+def sample_spread(model: torch.nn.Module, recipe: T2IRecipe, autoencoder: torch.nn.Module, test: T2IData,
+                  guidance_scale: float, prompts: int, seeds: int, device: Device = None) -> float:
+    """How different the images of one prompt are: the per-pixel standard deviation over ``seeds`` draws (images in
+    [-1, 1]), averaged over pixels and over the first ``prompts`` single-object test prompts. 0 means every draw of a
+    prompt gives the same image - the collapse the paper's Table 3a warns of when the source's noise is removed."""
+    idx = np.flatnonzero(test.split.kinds == SCENE_KINDS.index("single"))[:prompts]
+    if len(idx) == 0 or seeds < 2:
+        raise ValueError("sample_spread needs single-object prompts and at least 2 seeds")
+    tokens = test.text.batch(torch.from_numpy(idx))
+    draws = torch.stack([generate(model, autoencoder, tokens, guidance_scale, recipe.sample_steps, recipe.sampler,
+                                  seed, device=device) for seed in range(seeds)])
+    return round(float(draws.std(dim=0).mean()), 4)
 
 
 def judge_run(model: torch.nn.Module, recipe: T2IRecipe, autoencoder: torch.nn.Module, judge: JudgeNet,
@@ -95,20 +142,30 @@ def judge_run(model: torch.nn.Module, recipe: T2IRecipe, autoencoder: torch.nn.M
 def run_variants(base: T2IRecipe, baseline: T2IRecipe, cfg: VariantsConfig, autoencoder: torch.nn.Module,
                  judge: JudgeNet, device: Device = None) -> dict[str, Any]:
     """Train every run (resumable under ``data/cache/runs``) and judge it; the numbers of
-    ``data/results/t2i_variants.json``."""
-    train_data, test = prepare(base, "train", autoencoder), prepare(base, "test", autoencoder)
+    ``data/results/t2i_variants.json``. Runs on the rich vocabulary are judged on the rich test captions, with the
+    test-only wording apart (``mini_geneval``'s groups)."""
+    data: dict[Any, tuple[T2IData, T2IData]] = {}
     out: dict[str, Any] = {"split": "test", "train_steps": cfg.train.steps, "scales": list(cfg.scales), "runs": {}}
+    overrides = dict(cfg.variants) | dict(cfg.baselines)
     for label, recipe in variant_recipes(base, baseline, cfg).items():
+        key = (recipe.shapes, hard_negatives_wanted(recipe))  # text encoder and autoencoder: the base recipe's
+        if key not in data:
+            data[key] = (prepare(recipe, "train", autoencoder), prepare(recipe, "test", autoencoder))
+        train_data, test = data[key]
         t0 = time.perf_counter()
         result = fit(recipe, train_data, name=f"t2i_variant_{label}", desc=label, device=device)
         seconds = result.seconds if result.seconds is not None else time.perf_counter() - t0
         model = result.ema
         out["runs"][label] = {
-            "overrides": _thaw(dict(cfg.variants).get(label, {})), "parameters": count_parameters(model),
-            "parameters_for_sampling": sampling_parameters(model), "train_seconds": round(seconds, 1),
+            "overrides": _thaw(overrides.get(label, {})), "vocabulary": recipe.shapes.vocabulary,
+            "parameters": count_parameters(model), "parameters_for_sampling": sampling_parameters(model),
+            "train_seconds": round(seconds, 1),
             "final_fm_loss": round(result.history["fm"][-1], 5) if result.history.get("fm") else None,
-            "geneval": judge_run(model, recipe, autoencoder, judge, test, cfg, device)}
+            "geneval": judge_run(model, recipe, autoencoder, judge, test, cfg, device),
+            "sample_spread": {f"w={w:g}": sample_spread(model, recipe, autoencoder, test, w, cfg.spread_prompts,
+                                                        cfg.spread_seeds, device) for w in cfg.scales}}
     return out
 
 
-__all__ = ["DEFAULT_VARIANTS", "VariantsConfig", "variant_recipes", "judge_run", "run_variants"]
+__all__ = ["DEFAULT_VARIANTS", "BASELINE_VARIANTS", "VariantsConfig", "variant_recipes", "sample_spread", "judge_run",
+           "run_variants"]
