@@ -139,3 +139,19 @@ def test_hard_negatives_reach_the_contrastive_loss_only(tmp_cache):
     _, without = flow_loss(model, batch[:2])
     assert with_neg["fm"] == without["fm"]
     assert with_neg["enc"] > without["enc"] + 1e-4
+
+
+def test_a_recipe_asks_only_for_the_hard_negatives_that_exist():
+    """One swapped scene per two-object ShapesWorld scene: two per sample, or any on Fashion-MNIST, is refused when
+    the recipe is built, with the value to set."""
+    p = get_profile("smoke")
+    src = p.t2i_shapes.model.source
+    model = dataclasses.replace(p.t2i_shapes.model, source=dataclasses.replace(src, hard_negatives=2))
+    with pytest.raises(ValueError, match="hard_negatives to 0 or 1"):
+        dataclasses.replace(p.t2i_shapes, model=model)
+    fashion = p.t2i_fashion.model
+    model = dataclasses.replace(fashion, source=dataclasses.replace(fashion.source, hard_negatives=1))
+    with pytest.raises(ValueError, match="ShapesWorld only"):
+        dataclasses.replace(p.t2i_fashion, model=model)
+    assert dataclasses.replace(p.t2i_shapes, model=dataclasses.replace(
+        p.t2i_shapes.model, source=dataclasses.replace(src, hard_negatives=1))).model.source.hard_negatives == 1

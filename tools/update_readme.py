@@ -4,7 +4,10 @@
 * data/results/t2i_ablation.json   (python -m crossflow_mini reproduce t2i_ablation) -> ablation table
 * data/results/t2i_comparison.json, t2i_scaling.json (python -m crossflow_mini reproduce t2i) -> comparison and
   scaling tables
+* data/results/t2i_variants.json   (python -m crossflow_mini reproduce t2i_variants) -> variants table
 * data/results/arithmetic.json     (python -m crossflow_mini reproduce arithmetic) -> arithmetic table
+* data/results/captioning.json, depth.json, sr.json (python -m crossflow_mini reproduce captioning / depth / sr)
+  -> the downstream tasks' tables (each task module's own table function)
 * data/results/notebook_times.json (make notebooks / make notebook-times-smoke) -> run-time table
 * data/results/bench.json          (make bench)                              -> benchmark table
 
@@ -217,39 +220,37 @@ def variants_table() -> str:
     return "\n".join(rows)
 
 
-def depth_table() -> str:
-    d = _load("depth.json")
+def _task_table(study: str, trained: str, table: str, footer: str) -> str:
+    """A downstream task's table: ``crossflow_mini.tasks.<table>(metrics)`` on ``data/results/<study>.json`` and a
+    footer (formatted with the metrics and ``command``), or the command that makes the file if it is missing."""
+    d = _load(f"{study}.json")
     if d is None:
-        return "(not measured yet: `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce depth` after training the three depth checkpoints)"
+        return (f"(not measured yet: `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce {study}` after "
+                f"training {trained})")
     sys.path.insert(0, str(ROOT))
-    from crossflow_mini.tasks.depth import readme_table
-    return readme_table(d["metrics"]) + f"\n\nDepthWorld test split; Motorcycle: one real photograph, zero-shot. Made by `{d['command']}`."
+    import importlib
+    module, function = table.rsplit(".", 1)
+    body = getattr(importlib.import_module(f"crossflow_mini.tasks.{module}"), function)(d["metrics"])
+    return body + "\n\n" + footer.format(**d["metrics"], command=d["command"])
+
+
+def depth_table() -> str:
+    return _task_table("depth", "the three depth checkpoints", "depth.readme_table",
+                       "DepthWorld test split; Motorcycle: one real photograph, zero-shot. Made by `{command}`.")
 
 
 def captioning_table() -> str:
-    d = _load("captioning.json")
-    if d is None:
-        return ("(not measured yet: `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce captioning` after "
-                "training the text autoencoder and the four captioners)")
-    sys.path.insert(0, str(ROOT))
-    from crossflow_mini.tasks.captioning_study import markdown_table
-    return markdown_table(d["metrics"]["table"]) + (
-        f"\n\nShapesWorld test split (scene: the generated caption parsed with the dataset's grammar and compared "
-        f"with the image's attributes; held-out: attribute combinations never seen in training). Made by "
-        f"`{d['command']}`.")
+    return _task_table("captioning", "the text autoencoder and the four captioners",
+                       "captioning_study.readme_table",
+                       "ShapesWorld test split (scene: the generated caption parsed with the dataset's grammar and "
+                       "compared with the image's attributes; held-out: attribute combinations never seen in "
+                       "training). Made by `{command}`.")
 
 
 def sr_table() -> str:
-    d = _load("sr.json")
-    if d is None:
-        return ("(not measured yet: `CROSSFLOW_PROFILE=full python -m crossflow_mini reproduce sr` after training "
-                "the three super-resolution checkpoints)")
-    sys.path.insert(0, str(ROOT))
-    from crossflow_mini.tasks.sr import readme_table
-    m = d["metrics"]
-    return readme_table(m) + (
-        f"\n\n{m['n_test_patches']} test patches of {m['hr_size']} px from held-out photographs, {m['scale']}x. "
-        f"Made by `{d['command']}`.")
+    return _task_table("sr", "the three super-resolution checkpoints", "sr.readme_table",
+                       "{n_test_patches} test patches of {hr_size} px from held-out photographs, {scale}x. Made by "
+                       "`{command}`.")
 
 
 def runtimes_table() -> str:
@@ -300,7 +301,9 @@ def fill(text: str, name: str, body: str) -> str:
 def main() -> int:
     text = README.read_text()
     for name, fn in (("results", results_table), ("ablation", ablation_table), ("comparison", comparison_table),
-                     ("scaling", scaling_table), ("variants", variants_table), ("arithmetic", arithmetic_table), ("captioning", captioning_table), ("depth", depth_table), ("sr", sr_table), ("runtimes", runtimes_table), ("bench", bench_table)):
+                     ("scaling", scaling_table), ("variants", variants_table), ("arithmetic", arithmetic_table),
+                     ("captioning", captioning_table), ("depth", depth_table), ("sr", sr_table),
+                     ("runtimes", runtimes_table), ("bench", bench_table)):
         text = fill(text, name, fn())
     README.write_text(text)
     print("README.md tables updated")

@@ -78,6 +78,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def readme_table(results: dict[str, Any]) -> str:
+    """The README table of a stored ``reproduce captioning`` result (``metrics`` of data/results/captioning.json),
+    named like the depth and super-resolution tasks' ``readme_table``."""
+    return markdown_table(results["table"])
+
+
 # ------------------------------------------------------------------------------------------------- cycle
 def read_as_scene(read: list[ReadObject]) -> dict[str, Any] | None:
     """What the judge read in an image, in the layout of :func:`~crossflow_mini.datasets.shapes_text.parse_caption`
@@ -201,5 +207,5 @@ def _rounded(d: dict[str, float]) -> dict[str, float]:
     return {k: (round(v, 4) if isinstance(v, float) and v == v else v) for k, v in d.items()}
 
 
-__all__ = ["CAPTIONERS", "SCENE_GROUPS", "CaptioningStudyConfig", "comparison_rows", "markdown_table", "read_as_scene",
-           "image_scene_scores", "cycle_indices", "run_cycle", "run_study"]
+__all__ = ["CAPTIONERS", "SCENE_GROUPS", "CaptioningStudyConfig", "comparison_rows", "markdown_table", "readme_table",
+           "read_as_scene", "image_scene_scores", "cycle_indices", "run_cycle", "run_study"]

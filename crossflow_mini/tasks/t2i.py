@@ -63,6 +63,9 @@ class T2IRecipe:
         if isinstance(source, TextVEConfig) and self.text.max_tokens != source.max_tokens:
             raise ValueError(f"the text encoder keeps {self.text.max_tokens} tokens but the Text VE expects "
                              f"{source.max_tokens}: set both max_tokens to the same value")
+        if getattr(source, "hard_negatives", 0) and (self.autoencoder.dataset != "shapes" or source.hard_negatives > 1):
+            raise ValueError("hard negatives exist for ShapesWorld only, one per two-object scene (the swapped scene, "
+                             "datasets.shapes.swapped_pairs): set TextVEConfig.hard_negatives to 0 or 1")
         if tuple(self.autoencoder.model.latent_shape) != tuple(self.model.velocity.latent_shape):
             raise ValueError(f"the autoencoder makes latents of shape {self.autoencoder.model.latent_shape} but "
                              f"the flow model expects {self.model.velocity.latent_shape}")
@@ -109,7 +112,7 @@ class T2IData:
 
 def hard_negatives_wanted(recipe: T2IRecipe) -> int:
     """How many hard negatives per sample the recipe's Text VE asks for (0 for the baseline and the paper's)."""
-    return int(getattr(getattr(recipe.model, "source", None), "hard_negatives", 0) or 0)
+    return getattr(getattr(recipe.model, "source", None), "hard_negatives", 0)
 
 
 def prepare(recipe: T2IRecipe, split: str, autoencoder: torch.nn.Module) -> T2IData:
@@ -123,11 +126,8 @@ def prepare(recipe: T2IRecipe, split: str, autoencoder: torch.nn.Module) -> T2ID
         images = data.images_tensor()
     text = TextEncoder(recipe.text).encode(data.captions)
     latents = encode_images(autoencoder, images)
-    if split != "train" or not hard_negatives_wanted(recipe):
+    if split != "train" or not hard_negatives_wanted(recipe):  # the recipe checked they are ShapesWorld's
         return T2IData(data, text, latents)
-    if recipe.autoencoder.dataset != "shapes" or hard_negatives_wanted(recipe) != 1:
-        raise ValueError("hard negatives exist for ShapesWorld only, one per two-object scene (the swapped scene): "
-                         "set TextVEConfig.hard_negatives to 0 or 1")
     rows, swapped = sw.swapped_pairs(data)
     negative_of = np.full(len(data), -1, dtype=np.int64)
     negative_of[rows] = np.arange(len(rows))
