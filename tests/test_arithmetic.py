@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from crossflow_mini.configs import config_hash
 from crossflow_mini.datasets import shapes as sw
 from crossflow_mini.datasets import shapes_text as st
 from crossflow_mini.eval.judge import ReadObject, read_scenes
@@ -342,3 +343,12 @@ def test_study_runs_end_to_end_on_smoke(smoke_pipe):
     assert sweep["alpha"] == list(cfg.sweep_alphas) and len(sweep["success"]) == len(cfg.sweep_alphas)
     assert set(out["interpolation"]) >= {"lerp", "slerp", "t"}
     assert out["sampler"]["guidance_scale"] == smoke_pipe[0].default_scale
+    # the same cases again on the paper-head reference model, Table 8 rows only
+    ref = out["reference"]
+    assert ref["checkpoint"] == "t2i_shapes_flatten" and set(ref["kinds"]) == set(out["kinds"])
+    assert all(ref["kinds"][k]["all"]["n"] == cfg.cases_per_kind for k in ac.KINDS)
+    assert set(ref["table8"]) == set(out["table8"]) and "strength_sweep" not in ref
+    assert ref["recipe_hash"] == config_hash(SMOKE.t2i_shapes_flatten) != config_hash(SMOKE.t2i_shapes)
+    flatten = registry.load("t2i_shapes_flatten", SMOKE)
+    assert ref["sampler"]["guidance_scale"] == registry.find("t2i_shapes_flatten", SMOKE)[1]["metrics"]["chosen_scale"]
+    assert flatten.source.cfg.head == "flatten" != smoke_pipe[0].model.source.cfg.head  # a different Text VE head

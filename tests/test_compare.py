@@ -92,6 +92,11 @@ def test_studies_run_end_to_end_on_the_smoke_profile(tmp_cache, monkeypatch):
         assert comparison[dataset]["crossflow"]["fid"]["real_vs_real_floor"] == \
             comparison[dataset]["baseline"]["fid"]["real_vs_real_floor"]  # one reference for both
         assert set(comparison[dataset]["winner"].values()) <= {"crossflow", "baseline", "tie"}
+    # the paper-head reference row is measured on ShapesWorld like the others, outside the winner
+    ref = comparison["shapes"]["crossflow_flatten"]
+    assert ref["parameters"] != comparison["shapes"]["crossflow"]["parameters"]  # a different Text VE head
+    assert set(ref["geneval"]) == set(comparison["shapes"]["crossflow"]["geneval"])
+    assert "crossflow_flatten" not in comparison["fashion"]
     geneval = comparison["shapes"]["crossflow"]["geneval"]
     assert set(geneval) == {"all", "in_distribution", "heldout_combinations"}
     assert 0 <= geneval["all"]["overall"] <= 1

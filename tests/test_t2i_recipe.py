@@ -23,7 +23,7 @@ def test_choose_scale_takes_the_best_and_breaks_ties_towards_the_cheaper_scale()
 
 def test_ablation_has_the_table_3a_and_3b_runs_with_the_shared_budget():
     cfg = get_profile("full").t2i_ablation
-    base = get_profile("full").t2i_shapes
+    base = get_profile("full").t2i_shapes_flatten
     runs = ablation.ablation_recipes(base, cfg)
     assert set(runs) == {"3a:plain", "3a:noise", "3a:ve", "3b:text_text", "3b:image_text"}
     assert {runs[k].model.source.enc_loss for k in ("3a:plain", "3a:noise", "3a:ve")} == {"text_recon"}
@@ -67,7 +67,7 @@ def test_smoke_recipe_trains_evaluates_and_reloads(tmp_cache, monkeypatch):
 
 def test_smoke_ablation_study_runs(tmp_cache):
     out = recipes.run_study("t2i_ablation", SMOKE)
-    assert out["split"] == "val" and set(out["runs"]) == set(ablation.ablation_recipes(SMOKE.t2i_shapes,
+    assert out["split"] == "val" and set(out["runs"]) == set(ablation.ablation_recipes(SMOKE.t2i_shapes_flatten,
                                                                                    SMOKE.t2i_ablation))
     with pytest.raises(KeyError, match="unknown study"):
         recipes.run_study("nope", SMOKE)

@@ -19,13 +19,13 @@ from crossflow_mini.tasks.variants import (BASELINE_VARIANTS, DEFAULT_VARIANTS, 
 def test_each_variant_changes_exactly_its_overrides_and_shares_the_budget():
     p = get_profile("smoke")
     cfg = VariantsConfig(train=p.t2i_variants.train)
-    runs = variant_recipes(p.t2i_shapes, p.t2i_baseline_shapes, cfg)
+    runs = variant_recipes(p.t2i_shapes_flatten, p.t2i_baseline_shapes, cfg)
     assert list(runs) == [*DEFAULT_VARIANTS, *BASELINE_VARIANTS]
     for label, overrides in DEFAULT_VARIANTS.items():
         src = runs[label].model.source
         for key, value in overrides["source"].items():
             assert getattr(src, key) == value, (label, key)
-        assert runs[label].model.velocity == p.t2i_shapes.model.velocity
+        assert runs[label].model.velocity == p.t2i_shapes_flatten.model.velocity
         assert runs[label].train == cfg.train
         assert runs[label].shapes.vocabulary == overrides.get("shapes", {}).get("vocabulary", "template"), label
     for label in BASELINE_VARIANTS:
@@ -44,12 +44,26 @@ def test_each_variant_changes_exactly_its_overrides_and_shares_the_budget():
     assert flat != queries
 
 
-def test_study_runs_end_to_end_on_smoke(tmp_cache):
+def test_study_runs_end_to_end_on_smoke(tmp_cache, monkeypatch):
+    from crossflow_mini.tasks import variants
+
+    judged: list[str] = []  # the split each call of judge_run scores
+    real_judge_run = variants.judge_run
+
+    def spy(model, recipe, autoencoder, judge, data, *args, **kwargs):
+        judged.append(data.split.split)
+        return real_judge_run(model, recipe, autoencoder, judge, data, *args, **kwargs)
+
+    monkeypatch.setattr(variants, "judge_run", spy)
     p = get_profile("smoke", device="cpu")
     m = registry.run_study("t2i_variants", p)
     assert set(m["runs"]) == {*DEFAULT_VARIANTS, *BASELINE_VARIANTS}
+    assert m["split"] == "test" and m["choose_split"] == "val"
+    assert judged == ["test", "val"] * len(m["runs"])  # each run: the table on test prompts, the choice on val
     for label, run in m["runs"].items():
         assert set(run["geneval"]) == {f"w={w:g}" for w in p.t2i_variants.scales}
+        assert set(run["geneval_val"]) == set(run["geneval"])
+        assert all(0 <= v["overall"] <= 1 for v in run["geneval_val"].values())
         assert set(run["sample_spread"]) == set(run["geneval"]) and all(v > 0 for v in run["sample_spread"].values())
         rich = run["vocabulary"] == "rich"
         assert rich == label.endswith("_rich")
@@ -64,7 +78,7 @@ def test_baseline_rows_may_only_change_the_data_set():
     p = get_profile("smoke")
     cfg = VariantsConfig(train=p.t2i_variants.train, baselines=(("wide", {"velocity": {"width": 256}}),))
     with pytest.raises(ValueError, match="only the data set"):
-        variant_recipes(p.t2i_shapes, p.t2i_baseline_shapes, cfg)
+        variant_recipes(p.t2i_shapes_flatten, p.t2i_baseline_shapes, cfg)
 
 
 class _Split:
@@ -120,7 +134,7 @@ def test_hard_negatives_reach_the_contrastive_loss_only(tmp_cache):
     from crossflow_mini.training import EpochBatches
 
     p = get_profile("smoke")
-    runs = variant_recipes(p.t2i_shapes, p.t2i_baseline_shapes, VariantsConfig(train=p.t2i_variants.train))
+    runs = variant_recipes(p.t2i_shapes_flatten, p.t2i_baseline_shapes, VariantsConfig(train=p.t2i_variants.train))
     recipe = runs["patch_queries_align_hard_negatives"]
     torch.manual_seed(0)
     ae = ImageAutoencoder(recipe.autoencoder.model)
@@ -155,3 +169,16 @@ def test_a_recipe_asks_only_for_the_hard_negatives_that_exist():
         dataclasses.replace(p.t2i_fashion, model=model)
     assert dataclasses.replace(p.t2i_shapes, model=dataclasses.replace(
         p.t2i_shapes.model, source=dataclasses.replace(src, hard_negatives=1))).model.source.hard_negatives == 1
+
+
+def test_the_shipped_model_is_the_chosen_variant_on_the_paper_design():
+    """t2i_shapes is the paper design (t2i_shapes_flatten) with the overrides of the variants row chosen on validation
+    prompts, and nothing else: the comparison's two CrossFlow rows differ only in the Text VE."""
+    full = get_profile("full")
+    chosen = variant_recipes(full.t2i_shapes_flatten, full.t2i_baseline_shapes, full.t2i_variants)[
+        "patch_queries_align_low_noise"]
+    assert full.t2i_shapes.model == chosen.model
+    assert full.t2i_shapes == dataclasses.replace(full.t2i_shapes_flatten, model=chosen.model)
+    assert full.t2i_shapes.model.source.head == "patch_queries"
+    assert full.t2i_shapes_flatten.model.source.head == "flatten"
+    assert full.t2i_fashion.model == full.t2i_shapes_flatten.model  # Fashion-MNIST keeps the paper's head

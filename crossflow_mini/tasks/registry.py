@@ -153,8 +153,12 @@ CHECKPOINTS: dict[str, NamedCheckpoint] = {c.name: c for c in (
     NamedCheckpoint("judge_shapes", "ShapesWorld judge: reads shape, colour, size, position and count back from "
                     "an image", lambda p: p.judge, lambda r: JudgeNet(r.model),
                     _train_plain(judge.train_judge), _evaluate_plain(judge.evaluate_judge)),
-    NamedCheckpoint("t2i_shapes", "CrossFlow text-to-image on ShapesWorld: Text VE + velocity transformer, no "
-                    "noise, no cross-attention", lambda p: p.t2i_shapes, _flow_model, _train_t2i, _evaluate_t2i),
+    NamedCheckpoint("t2i_shapes", "CrossFlow text-to-image on ShapesWorld: Text VE with patch queries (a source laid "
+                    "out like the image) + velocity transformer, no noise, no cross-attention",
+                    lambda p: p.t2i_shapes, _flow_model, _train_t2i, _evaluate_t2i),
+    NamedCheckpoint("t2i_shapes_flatten", "CrossFlow text-to-image on ShapesWorld with the paper's Text VE head "
+                    "(flatten + linear, the public code's): the reference row", lambda p: p.t2i_shapes_flatten,
+                    _flow_model, _train_t2i, _evaluate_t2i),
     NamedCheckpoint("t2i_baseline_shapes", "standard flow matching on ShapesWorld: noise -> image with "
                     "cross-attention to the MiniLM tokens, CrossFlow's size and training run",
                     lambda p: p.t2i_baseline_shapes, _flow_model, _train_t2i, _evaluate_t2i),
@@ -217,7 +221,7 @@ class Study:
 
 
 def _run_ablation(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    base = profile.t2i_shapes
+    base = profile.t2i_shapes_flatten  # the paper's Table 3a/3b are about its own Text VE
     return profile.t2i_ablation, ablation.run_ablation(base, profile.t2i_ablation, _autoencoder(base, profile),
                                                        _judge(profile), device=profile.device)
 
@@ -272,21 +276,31 @@ def _run_captioning_schedule(profile: Profile) -> tuple[Any, dict[str, Any]]:
 
 
 def _run_variants(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    base = profile.t2i_shapes
+    base = profile.t2i_shapes_flatten  # every row is the paper's design with its overrides
     cfg = {"variants": profile.t2i_variants, "crossflow_base": base, "baseline_base": profile.t2i_baseline_shapes}
     return cfg, variants.run_variants(base, profile.t2i_baseline_shapes, profile.t2i_variants,
                                       _autoencoder(base, profile), _judge(profile), profile.device)
 
 
 def _run_arithmetic(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    cfg = {"arithmetic": profile.arithmetic, "t2i_shapes": profile.t2i_shapes}
-    return cfg, arithmetic.run_arithmetic(_t2i_pipeline(profile), _judge(profile), profile.arithmetic)
+    """The study on the shipped model, and its Table 8 rows again on the paper-head reference model (the same cases
+    and controls; no strength sweep or interpolation), so the two Text VE heads can be compared."""
+    reference = dataclasses.replace(profile.arithmetic, sweep_cases=0, interpolation_pairs=0)
+    cfg = {"arithmetic": profile.arithmetic, "t2i_shapes": profile.t2i_shapes,
+           "reference": {"arithmetic": reference, "t2i_shapes_flatten": profile.t2i_shapes_flatten}}
+    judge = _judge(profile)
+    out = arithmetic.run_arithmetic(_t2i_pipeline(profile), judge, profile.arithmetic)
+    ref_pipe = _t2i_pipeline(profile, "t2i_shapes_flatten")
+    ref = arithmetic.run_arithmetic(ref_pipe, judge, reference)
+    out["reference"] = {"checkpoint": "t2i_shapes_flatten", "recipe_hash": config_hash(ref_pipe.recipe),
+                        **{k: ref[k] for k in ("sampler", "kinds", "trivial", "controls", "table8", "seconds")}}
+    return cfg, out
 
 
-def _t2i_pipeline(profile: Profile):
+def _t2i_pipeline(profile: Profile, name: str = "t2i_shapes"):
     from ..pipelines import CrossFlowPipeline
 
-    return CrossFlowPipeline.from_pretrained("t2i_shapes", profile)
+    return CrossFlowPipeline.from_pretrained(name, profile)
 
 
 STUDIES: dict[str, Study] = {

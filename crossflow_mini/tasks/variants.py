@@ -4,9 +4,10 @@ paper's Table 3, for the compositional prompts of mini-GenEval).
 At the project's scale the paper's CrossFlow loses to the cross-attention baseline on exactly the prompts that need
 composition: two objects, their relation, which colour goes with which shape. Each row below changes one thing about
 how the text becomes the flow's source and trains it with the same budget; the baseline at the same size and budget
-is the reference row. Every run is judged on the TEST prompts of mini-GenEval at fixed guidance scales (nothing is
-chosen on them: the table compares designs, the shipped model's scale is chosen on validation prompts), with the
-held-out (shape, colour) combinations and the test-only wording apart.
+is the reference row. Every run is judged on the TEST prompts of mini-GenEval at fixed guidance scales, with the
+held-out (shape, colour) combinations and the test-only wording apart, and on the VALIDATION prompts the same way
+(``geneval_val``): the shipped design (``t2i_shapes``) was chosen among the rows by their validation score, never by
+the test one.
 
 Rows (``VariantsConfig.variants``; each a set of overrides of the base recipe's Text VE and velocity network, and
 optionally of its data set):
@@ -145,13 +146,14 @@ def run_variants(base: T2IRecipe, baseline: T2IRecipe, cfg: VariantsConfig, auto
     ``data/results/t2i_variants.json``. Runs on the rich vocabulary are judged on the rich test captions, with the
     test-only wording apart (``mini_geneval``'s groups)."""
     data: dict[Any, tuple[T2IData, T2IData]] = {}
-    out: dict[str, Any] = {"split": "test", "train_steps": cfg.train.steps, "scales": list(cfg.scales), "runs": {}}
+    out: dict[str, Any] = {"split": "test", "choose_split": "val", "train_steps": cfg.train.steps,
+                           "scales": list(cfg.scales), "runs": {}}
     overrides = dict(cfg.variants) | dict(cfg.baselines)
     for label, recipe in variant_recipes(base, baseline, cfg).items():
         key = (recipe.shapes, hard_negatives_wanted(recipe))  # text encoder and autoencoder: the base recipe's
         if key not in data:
-            data[key] = (prepare(recipe, "train", autoencoder), prepare(recipe, "test", autoencoder))
-        train_data, test = data[key]
+            data[key] = tuple(prepare(recipe, split, autoencoder) for split in ("train", "val", "test"))
+        train_data, val, test = data[key]
         t0 = time.perf_counter()
         result = fit(recipe, train_data, name=f"t2i_variant_{label}", desc=label, device=device)
         seconds = result.seconds if result.seconds is not None else time.perf_counter() - t0
@@ -162,6 +164,8 @@ def run_variants(base: T2IRecipe, baseline: T2IRecipe, cfg: VariantsConfig, auto
             "train_seconds": round(seconds, 1),
             "final_fm_loss": round(result.history["fm"][-1], 5) if result.history.get("fm") else None,
             "geneval": judge_run(model, recipe, autoencoder, judge, test, cfg, device),
+            "geneval_val": {w: res["all"] for w, res in judge_run(model, recipe, autoencoder, judge, val, cfg,
+                                                                  device).items()},
             "sample_spread": {f"w={w:g}": sample_spread(model, recipe, autoencoder, test, w, cfg.spread_prompts,
                                                         cfg.spread_seeds, device) for w in cfg.scales}}
     return out
