@@ -319,7 +319,7 @@ def test_cases_start_from_the_standardised_sum_of_the_prompts_latents(smoke_pipe
     mu = pipe.encode_text(case.prompts, sample=False)
     z = mu[0] - mu[1] + mu[2]
     assert torch.allclose(run.z0[0], (z - z.mean()) / z.std(), atol=1e-4)  # batching order: float rounding only
-    assert torch.allclose(latents.mean(case.prompts), mu)
+    assert torch.allclose(latents.mean(case.prompts), mu, atol=1e-5)  # the cache batches differently: rounding
     expected = pipe.decode(pipe.from_text_latents(run.z0, output_type="latent").latents).cpu()
     assert torch.allclose(run.images, expected, atol=1e-5)
     trivial = ar.run_cases(pipe, judge, [case], latents, cfg, trivial=True)
