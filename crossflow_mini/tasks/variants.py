@@ -128,15 +128,16 @@ def sample_spread(model: torch.nn.Module, recipe: T2IRecipe, autoencoder: torch.
 
 
 def judge_run(model: torch.nn.Module, recipe: T2IRecipe, autoencoder: torch.nn.Module, judge: JudgeNet,
-              test: T2IData, cfg: VariantsConfig, device: Device = None, seed: int = 0) -> dict[str, Any]:
-    """mini-GenEval of one trained run on the test prompts at every scale of ``cfg.scales``."""
+              data: T2IData, cfg: VariantsConfig, device: Device = None, seed: int = 0) -> dict[str, Any]:
+    """mini-GenEval of one trained run on the prompts of ``data`` (the test split for the table, the validation
+    split for the choice) at every scale of ``cfg.scales``."""
     out: dict[str, Any] = {}
     for w in cfg.scales:
         def gen(idx: np.ndarray) -> torch.Tensor:
-            return generate(model, autoencoder, test.text.batch(torch.from_numpy(np.asarray(idx))), w,
+            return generate(model, autoencoder, data.text.batch(torch.from_numpy(np.asarray(idx))), w,
                             recipe.sample_steps, recipe.sampler, seed, device=device)
 
-        out[f"w={w:g}"] = mini_geneval(gen, judge, test.split, cfg.geneval_per_kind)
+        out[f"w={w:g}"] = mini_geneval(gen, judge, data.split, cfg.geneval_per_kind)
     return out
 
 
@@ -145,7 +146,7 @@ def run_variants(base: T2IRecipe, baseline: T2IRecipe, cfg: VariantsConfig, auto
     """Train every run (resumable under ``data/cache/runs``) and judge it; the numbers of
     ``data/results/t2i_variants.json``. Runs on the rich vocabulary are judged on the rich test captions, with the
     test-only wording apart (``mini_geneval``'s groups)."""
-    data: dict[Any, tuple[T2IData, T2IData]] = {}
+    data: dict[Any, tuple[T2IData, T2IData, T2IData]] = {}  # (train, val, test) per data set
     out: dict[str, Any] = {"split": "test", "choose_split": "val", "train_steps": cfg.train.steps,
                            "scales": list(cfg.scales), "runs": {}}
     overrides = dict(cfg.variants) | dict(cfg.baselines)
