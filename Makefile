@@ -67,7 +67,7 @@ bench: setup
 	$(PY) -m crossflow_mini bench --out data/results/bench.json
 
 gpu-check: setup
-	$(PY) -m crossflow_mini.gpu_check $(GPU_CHECK_ARGS)
+	$(PY) -m crossflow_mini.cli.gpu_check $(GPU_CHECK_ARGS)
 
 readme: setup
 	$(PY) tools/update_readme.py

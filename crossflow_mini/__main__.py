@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:  # every expected failure (a bad profile, name or file) is one line on stderr and exit status 2
         profile = _profile(args)
-        from .tasks import registry as recipes
+        from . import registry as recipes
 
         if args.command == "list":
             _list(profile, recipes)
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 out, metrics = recipes.train_and_save(name, profile, fresh=True)
                 print(f"{name}: saved {out}\n{json.dumps(metrics, indent=2)}")
         elif args.command == "bench":
-            from .bench import run_benchmarks
+            from .cli.bench import run_benchmarks
 
             figures = run_benchmarks(quick=args.quick)
             if args.out:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .autoencoder import ImageAutoencoder
+from .nn.autoencoder import ImageAutoencoder
 from .paths import cache_dir
 from .utils import DamagedFileWarning, load_cache_entry, save_tensors
 

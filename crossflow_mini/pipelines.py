@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from . import checkpoints
-from .autoencoder import ImageAutoencoder
+from .nn.autoencoder import ImageAutoencoder
 from .configs import from_dict
 from .core.baseline import BaselineModel
 from .core.build import build_model
@@ -43,17 +43,17 @@ from .core.flow_model import FlowModel
 from .core.guidance import check_scale
 from .core.sampling import METHODS, SampleResult, check_steps
 from .core.source import TokenBatch
-from .tasks.t2i import BaselineRecipe, T2IRecipe
+from .tasks.t2i.train import BaselineRecipe, T2IRecipe
 from .core.regression import RegressionModel
 from .datasets.depthworld import target_to_depth
-from .tasks import depth as depth_task
-from .tasks.depth import DepthRecipe
-from .core.text_autoencoder import TextAutoencoder
-from .tasks import captioning as captioning_task
-from .tasks.captioning import CaptionRecipe
+from .tasks.depth import train as depth_task
+from .tasks.depth.train import DepthRecipe
+from .nn.text_autoencoder import TextAutoencoder
+from .tasks.captioning import train as captioning_task
+from .tasks.captioning.train import CaptionRecipe
 from .datasets.superres import upsample as upsample_bicubic
-from .tasks.sr import SRRecipe
-from .text_encoder import TextEncoder
+from .tasks.sr.train import SRRecipe
+from .nn.text_encoder import TextEncoder
 from .utils import get_device
 
 FLOW_DIR = "flow"
@@ -187,7 +187,7 @@ class CrossFlowPipeline(FlowPipeline):
                     device: str | torch.device | None = None) -> "CrossFlowPipeline":
         """The named text-to-image checkpoint for a profile (default: the active one)."""
         from .profiles import get_profile
-        from .tasks import registry
+        from . import registry
 
         profile = profile or get_profile(device=device)
         entry = registry.get(name)
@@ -333,7 +333,7 @@ def _served_recipe(name: str, profile: Any, serves: Callable[[Any], bool], what:
                    hint: str = "") -> Any:
     """The recipe of the registered checkpoint ``name`` if the pipeline ``serves`` it; else a ValueError that names
     the checkpoints it does serve."""
-    from .tasks import registry
+    from . import registry
 
     entry = registry.get(name)
     recipe = entry.recipe(profile)
@@ -365,7 +365,7 @@ class TaskPipeline(FlowPipeline):
         if name is None:
             return cls._from_folder(Path(name_or_path), device)
         from .profiles import get_profile
-        from .tasks import registry
+        from . import registry
 
         profile = profile or get_profile(device=device)
         recipe = _served_recipe(name, profile, lambda r: isinstance(r, cls.RECIPE), f"{cls.LABEL} checkpoint",
@@ -598,7 +598,7 @@ class CaptioningPipeline(FlowPipeline):
         if name is None:
             return cls._from_folder(Path(name_or_path), device)
         from .profiles import get_profile
-        from .tasks import registry
+        from . import registry
 
         profile = profile or get_profile(device=device)
         recipe = _served_recipe(name, profile, lambda r: isinstance(r, CaptionRecipe) and r.is_flow, "flow captioner",

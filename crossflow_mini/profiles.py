@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .autoencoder import AutoencoderConfig
+from .nn.autoencoder import AutoencoderConfig
 from .core.baseline import BaselineConfig
 from .core.crossflow import CrossFlowConfig
 from .core.guidance import GuidanceConfig
@@ -41,25 +41,25 @@ from .datasets.shapes import ShapesDataConfig
 from .datasets.superres import SRDataConfig
 from .eval.classifier import ClassifierConfig
 from .eval.judge import JudgeConfig
-from .tasks.ablation import T2IAblationConfig
+from .studies.ablation import T2IAblationConfig
 from .tasks.autoencoder import AutoencoderRecipe
-from .tasks.compare import ComparisonConfig, ScalingConfig
-from .tasks.depth import DepthEvalConfig, DepthRecipe, conditioned_unet, crossflow_depth_config
-from .tasks.fashion import ClassifierRecipe
+from .studies.comparison import ComparisonConfig, ScalingConfig
+from .tasks.depth.train import DepthEvalConfig, DepthRecipe, conditioned_unet, crossflow_depth_config
+from .tasks.t2i.fashion import ClassifierRecipe
 from .tasks.flow2d import Flow2DConfig
 from .tasks.judge import JudgeRecipe
-from .tasks.sr import SREvalConfig, SRRecipe, SRStudyConfig, model_configs as sr_model_configs
-from .tasks.captioning import (RICH_SHAPES, CaptionEvalConfig, CaptionRecipe, TextAutoencoderRecipe,
-                               autoregressive_captioner, baseline_captioner, crossflow_captioner, direct_captioner,
-                               text_autoencoder_config)
-from .tasks.captioning_study import CaptioningStudyConfig
-from .tasks.captioning_schedule import ScheduleConfig
-from .tasks.t2i import BaselineRecipe, T2IEvalConfig, T2IRecipe
-from .tasks.arithmetic import ArithmeticConfig
-from .tasks.variants import VariantsConfig
-from .tasks.t2i_folder import FolderT2IRecipe, PretrainedVAEConfig, paper_recipe, with_local_parts
+from .tasks.sr.train import SREvalConfig, SRRecipe, SRStudyConfig, model_configs as sr_model_configs
+from .tasks.captioning.train import (RICH_SHAPES, CaptionEvalConfig, CaptionRecipe, TextAutoencoderRecipe,
+                                     autoregressive_captioner, baseline_captioner, crossflow_captioner,
+                                     direct_captioner, text_autoencoder_config)
+from .studies.captioning import CaptioningStudyConfig
+from .studies.captioning_schedule import ScheduleConfig
+from .tasks.t2i.train import BaselineRecipe, T2IEvalConfig, T2IRecipe
+from .tasks.t2i.arithmetic import ArithmeticConfig
+from .studies.variants import VariantsConfig
+from .tasks.t2i.folder import FolderT2IRecipe, PretrainedVAEConfig, paper_recipe, with_local_parts
 from .datasets.captioned import CaptionedImagesConfig
-from .text_encoder import TextEncoderConfig
+from .nn.text_encoder import TextEncoderConfig
 from .training import TrainConfig
 from .utils import get_device
 

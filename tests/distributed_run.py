@@ -61,7 +61,8 @@ def run(mode: str, steps: int = 12, run_dir: str | None = None, sleep: float = 0
     else:
         from crossflow_mini.core.build import build_model
         from crossflow_mini.profiles import get_profile
-        from crossflow_mini.tasks import registry, t2i
+        from crossflow_mini import registry
+        from crossflow_mini.tasks.t2i import train as t2i
 
         profile = get_profile("smoke", device="cpu")
         recipe = profile.t2i_shapes

@@ -18,10 +18,10 @@ from crossflow_mini.datasets import shapes as sw
 from crossflow_mini.datasets import shapes_text as st
 from crossflow_mini.eval.judge import ReadObject, read_scenes
 from crossflow_mini.profiles import get_profile
-from crossflow_mini.tasks import arithmetic as ar
-from crossflow_mini.tasks import arithmetic_cases as ac
-from crossflow_mini.tasks import interpolation as ip
-from crossflow_mini.tasks import registry
+from crossflow_mini.tasks.t2i import arithmetic as ar
+from crossflow_mini.tasks.t2i import arithmetic_cases as ac
+from crossflow_mini.tasks.t2i import interpolation as ip
+from crossflow_mini import registry
 
 SMOKE = get_profile("smoke", device="cpu")
 N_CASES = 500  # the study's count per kind: the generator must give both groups and valid captions at that size

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from crossflow_mini.tasks import registry as recipes
+from crossflow_mini import registry as recipes
 from crossflow_mini.__main__ import main
-from crossflow_mini.autoencoder import ImageAutoencoder, psnr
-from crossflow_mini.autoencoder import AutoencoderConfig
+from crossflow_mini.nn.autoencoder import ImageAutoencoder, psnr
+from crossflow_mini.nn.autoencoder import AutoencoderConfig
 from crossflow_mini.profiles import get_profile
 from crossflow_mini.tasks import autoencoder as ae_recipe
 

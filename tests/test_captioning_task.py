@@ -16,9 +16,9 @@ from crossflow_mini.datasets.shapes import ShapesDataConfig
 from crossflow_mini.datasets.shapes_text import normalise
 from crossflow_mini.eval.judge import ReadObject
 from crossflow_mini.profiles import get_profile
-from crossflow_mini.tasks import captioning as cap
-from crossflow_mini.tasks import captioning_study as study
-from crossflow_mini.tasks import registry
+from crossflow_mini.tasks.captioning import train as cap
+from crossflow_mini.studies import captioning as study
+from crossflow_mini import registry
 
 SMOKE = get_profile("smoke")
 RICH = ShapesDataConfig(n_train=16, n_val=16, n_test=120, vocabulary="rich")

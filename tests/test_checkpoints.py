@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from crossflow_mini import checkpoints as ck
-from crossflow_mini.autoencoder import AutoencoderConfig
+from crossflow_mini.nn.autoencoder import AutoencoderConfig
 from crossflow_mini.training import TrainConfig
 from crossflow_mini.configs import config_hash, from_dict, to_dict
 

@@ -7,7 +7,7 @@ import torch
 
 from crossflow_mini.core.baseline import BaselineModel
 from crossflow_mini.core.params import count_parameters as parameter_count
-from crossflow_mini.tasks import registry as recipes
+from crossflow_mini import registry as recipes
 from crossflow_mini.eval.classifier import FashionClassifier, class_accuracy
 from crossflow_mini.eval.classifier import ClassifierConfig
 from crossflow_mini.datasets.fashion import FashionDataConfig
@@ -15,7 +15,7 @@ from crossflow_mini.training import TrainConfig
 from crossflow_mini.profiles import get_profile
 from crossflow_mini.core.crossflow import CrossFlowModel
 from crossflow_mini.datasets import fashion
-from crossflow_mini.tasks import compare
+from crossflow_mini.studies import comparison as compare
 
 needs_fashion = pytest.mark.skipif(not fashion._has_all(fashion.DEBIAN_DIR),
                                    reason="Debian package dataset-fashion-mnist not installed (make data)")
@@ -67,8 +67,8 @@ def test_classifier_checks_its_input_and_scores_by_label():
 
 @needs_fashion
 def test_classifier_learns_real_fashion_and_is_measured_on_unseen_photos(tmp_cache):
-    from crossflow_mini.tasks.fashion import ClassifierRecipe
-    from crossflow_mini.tasks import fashion as fashion_recipe
+    from crossflow_mini.tasks.t2i.fashion import ClassifierRecipe
+    from crossflow_mini.tasks.t2i import fashion as fashion_recipe
 
     recipe = ClassifierRecipe(model=ClassifierConfig(channels=(8, 16)),
                               train=TrainConfig(steps=150, batch_size=64, lr=3e-3, warmup_steps=10, ema_decay=0.0,

@@ -168,7 +168,7 @@ def test_evaluate_with_a_damaged_checkpoint_prints_one_clear_error(tmp_cache, tm
 # ------------------------------------------------------------------------------------------------ caches
 @pytest.mark.parametrize("how", ["truncated", "empty", "overwritten", "unchecked"])
 def test_damaged_text_cache_is_rebuilt_with_a_warning(tmp_path, monkeypatch, how):
-    from crossflow_mini import text_encoder as te
+    from crossflow_mini.nn import text_encoder as te
 
     calls = []
 
@@ -202,7 +202,7 @@ def test_damaged_text_cache_is_rebuilt_with_a_warning(tmp_path, monkeypatch, how
 @pytest.mark.parametrize("how", ["truncated", "empty", "overwritten"])
 def test_damaged_latent_cache_is_rebuilt_with_a_warning(tmp_cache, monkeypatch, how):
     from crossflow_mini import latents
-    from crossflow_mini.autoencoder import AutoencoderConfig, ImageAutoencoder
+    from crossflow_mini.nn.autoencoder import AutoencoderConfig, ImageAutoencoder
 
     ae = ImageAutoencoder(AutoencoderConfig(block_out_channels=(8, 8, 8), norm_num_groups=4)).eval()
     images = torch.rand(48, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -266,7 +266,7 @@ def test_bogus_profile_in_a_notebook_says_what_to_do(monkeypatch):
                                              ("autoencoder", ck.WEIGHTS_FILE, "empty"),
                                              ("flow", ck.CONFIG_FILE, "json")])
 def test_from_pretrained_with_a_damaged_file_says_which_and_what_to_do(tmp_path, part, file, how):
-    from crossflow_mini.autoencoder import ImageAutoencoder
+    from crossflow_mini.nn.autoencoder import ImageAutoencoder
     from crossflow_mini.core.crossflow import CrossFlowModel
     from crossflow_mini.pipelines import CrossFlowPipeline
     from crossflow_mini.profiles import get_profile

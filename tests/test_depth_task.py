@@ -20,7 +20,7 @@ from crossflow_mini.datasets import stereo
 from crossflow_mini.datasets.depthworld import DEPTH_FAR, DEPTH_NEAR, DepthWorldConfig, depth_to_target
 from crossflow_mini.pipelines import DepthPipeline
 from crossflow_mini.profiles import get_profile
-from crossflow_mini.tasks import depth as D
+from crossflow_mini.tasks.depth import train as D
 from crossflow_mini.training import TrainConfig
 
 SMOKE = get_profile("smoke", device="cpu")
@@ -175,7 +175,7 @@ def smoke_models(tmp_path_factory):
 
     old = os.environ.get("CROSSFLOW_CACHE")
     os.environ["CROSSFLOW_CACHE"] = str(tmp_path_factory.mktemp("depth_cache"))
-    from crossflow_mini.tasks import registry
+    from crossflow_mini import registry
 
     try:
         yield {name: registry.find(name, SMOKE) for name in D.CHECKPOINTS.values()}, registry

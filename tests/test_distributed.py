@@ -149,7 +149,7 @@ def test_a_launched_run_asks_for_missing_dependencies_first(tmp_cache):
     all the processes at once): the error names the one-process command that makes it."""
     from crossflow_mini import checkpoints
     from crossflow_mini.profiles import get_profile
-    from crossflow_mini.tasks import registry
+    from crossflow_mini import registry
 
     profile = get_profile("smoke", device="cpu")
     with pytest.raises(checkpoints.CheckpointNotFoundError, match="--profile smoke train autoencoder_shapes"):
@@ -186,7 +186,8 @@ def launched(tmp_path_factory):
     os.environ["CROSSFLOW_CACHE"] = env["CROSSFLOW_CACHE"]
     try:
         from crossflow_mini.profiles import get_profile
-        from crossflow_mini.tasks import registry, t2i
+        from crossflow_mini import registry
+        from crossflow_mini.tasks.t2i import train as t2i
 
         profile = get_profile("smoke", device="cpu")
         registry.load("autoencoder_shapes", profile)  # trains and caches it

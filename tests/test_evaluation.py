@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from crossflow_mini.eval import geneval as ev
-from crossflow_mini.tasks import registry as recipes
+from crossflow_mini import registry as recipes
 from crossflow_mini.datasets.shapes import ShapesDataConfig
 from crossflow_mini.profiles import get_profile
 from crossflow_mini.datasets import shapes as sw

@@ -18,7 +18,7 @@ from crossflow_mini.core import path as flow
 from crossflow_mini.core import sampling
 from crossflow_mini.profiles import get_profile
 from crossflow_mini.datasets import toy2d
-from crossflow_mini.core.mlp import MLPVelocity
+from crossflow_mini.nn.mlp import MLPVelocity
 from crossflow_mini.tasks import flow2d
 
 F64 = torch.float64

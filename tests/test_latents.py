@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from crossflow_mini.autoencoder import ImageAutoencoder
-from crossflow_mini.autoencoder import AutoencoderConfig
+from crossflow_mini.nn.autoencoder import ImageAutoencoder
+from crossflow_mini.nn.autoencoder import AutoencoderConfig
 from crossflow_mini.latents import encode_images
 
 TINY = AutoencoderConfig(block_out_channels=(8, 8, 8), norm_num_groups=4)

@@ -7,7 +7,7 @@ import torch
 
 from crossflow_mini.core.build import build_model
 from crossflow_mini.core.params import count_parameters
-from crossflow_mini.cost import step_flops, training_cost
+from crossflow_mini.cli.cost import step_flops, training_cost
 from crossflow_mini.profiles import PROFILES, get_profile
 
 
@@ -51,7 +51,7 @@ def test_cost_report_of_the_smoke_recipe():
 
 
 def test_gpu_check_without_a_gpu_says_so_and_exits_0(capsys):
-    from crossflow_mini import gpu_check
+    from crossflow_mini.cli import gpu_check
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: `make gpu-check` runs the real check")
@@ -62,7 +62,7 @@ def test_gpu_check_without_a_gpu_says_so_and_exits_0(capsys):
 def test_gpu_check_parts_run_on_the_cpu_with_the_smoke_recipes(tmp_cache):
     """The GPU check's two parts, on the CPU at smoke size, so that the lent GPU's few minutes are not spent on a
     typo (the real run: `make gpu-check`)."""
-    from crossflow_mini import gpu_check
+    from crossflow_mini.cli import gpu_check
 
     t2i = gpu_check.t2i_shapes_part(steps=6, train_images=None, cpu_steps=3, n_sample=8, device="cpu",
                                     profile_name="smoke")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from crossflow_mini.autoencoder import AutoencoderConfig, ImageAutoencoder
+from crossflow_mini.nn.autoencoder import AutoencoderConfig, ImageAutoencoder
 from crossflow_mini.core.baseline import BaselineModel
 from crossflow_mini.core.crossflow import CrossFlowModel
 from crossflow_mini.pipelines import CrossFlowPipeline

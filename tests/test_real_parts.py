@@ -18,8 +18,7 @@ import torch
 
 from crossflow_mini.core.text_ve import TextVEConfig
 from crossflow_mini.datasets.captioned import CaptionedImagesConfig, load_captioned, load_image
-from crossflow_mini.text_encoder import (TextEncoder, TextEncoderConfig, load_text_model, text_model_info,
-                                         text_ve_for)
+from crossflow_mini.nn.text_encoder import TextEncoder, TextEncoderConfig, load_text_model, text_model_info, text_ve_for
 
 CAPTIONS = ["a red circle", "a blue square", "two green triangles", "a small yellow star", "a big red square",
             "a purple circle on the left", "three blue dots", "a green star", "an orange square", "a tiny red dot",
@@ -150,7 +149,7 @@ def test_a_folder_without_a_model_says_what_to_do(tmp_path):
 def test_pretrained_vae_keeps_its_scaling_factor(parts):
     from diffusers import AutoencoderKL
 
-    from crossflow_mini.autoencoder import load_pretrained_vae
+    from crossflow_mini.nn.autoencoder import load_pretrained_vae
 
     ae = load_pretrained_vae(str(parts / "vae"))
     assert float(ae.latent_scale) == 0.5 and ae.latent_shape == (4, 8, 8)
@@ -201,7 +200,7 @@ def test_images_are_resized_and_centre_cropped():
 def test_train_on_the_folder_with_local_clip_and_vae(parts, monkeypatch, tmp_cache):
     """The docs page's steps, tiny: point the environment at the folders, train t2i_folder, load it back."""
     from crossflow_mini.profiles import get_profile
-    from crossflow_mini.tasks import registry
+    from crossflow_mini import registry
 
     monkeypatch.setenv("CROSSFLOW_TEXT_MODEL", str(parts / "clip"))
     monkeypatch.setenv("CROSSFLOW_VAE", str(parts / "vae"))

@@ -235,7 +235,7 @@ def test_rich_paraphrases(rich):
 # --------------------------------------------------------------------------------------- caption length
 @pytest.fixture(scope="module")
 def tokenizer():
-    from crossflow_mini.text_encoder import load_minilm
+    from crossflow_mini.nn.text_encoder import load_minilm
 
     return load_minilm()[0]
 

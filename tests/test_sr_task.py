@@ -21,7 +21,8 @@ from crossflow_mini.core.unet import UNetVelocityConfig
 from crossflow_mini.datasets.superres import SRDataConfig, make_pairs
 from crossflow_mini.eval.sr import psnr_ssim
 from crossflow_mini.profiles import get_profile
-from crossflow_mini.tasks import registry, sr
+from crossflow_mini import registry
+from crossflow_mini.tasks.sr import train as sr
 from crossflow_mini.training import EpochBatches, TrainConfig, train
 
 SR_NAMES = ("sr_crossflow", "sr_baseline", "sr_regression")

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from crossflow_mini.tasks import registry as recipes
+from crossflow_mini import registry as recipes
 from crossflow_mini.configs import config_hash
 from crossflow_mini.profiles import get_profile
-from crossflow_mini.tasks import ablation, t2i
+from crossflow_mini.studies import ablation
+from crossflow_mini.tasks.t2i import train as t2i
 
 SMOKE = get_profile("smoke")
 
@@ -43,7 +44,7 @@ def test_course_and_full_share_the_shipped_recipe_and_it_fits_the_autoencoder():
 def test_mismatched_token_limits_are_refused():
     import dataclasses
 
-    from crossflow_mini.text_encoder import TextEncoderConfig
+    from crossflow_mini.nn.text_encoder import TextEncoderConfig
 
     with pytest.raises(ValueError, match="max_tokens"):
         dataclasses.replace(SMOKE.t2i_shapes, text=TextEncoderConfig(max_tokens=8))

@@ -8,13 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from crossflow_mini.core.captioners import (AutoregressiveCaptioner, AutoregressiveCaptionerConfig, DirectCaptioner,
-                                            DirectCaptionerConfig, image_token_batch, image_token_dim)
+from crossflow_mini.tasks.captioning.captioners import (AutoregressiveCaptioner, AutoregressiveCaptionerConfig,
+                                                        DirectCaptioner, DirectCaptionerConfig, image_token_batch,
+                                                        image_token_dim)
 from crossflow_mini.core.image_ve import ImageVEConfig
 from crossflow_mini.core.source import TokenBatch, kl_divergence
-from crossflow_mini.core.text_autoencoder import TextAutoencoder, TextAutoencoderConfig
-from crossflow_mini.core.text_decoder import (PAD_ID, TextDecoder, TextDecoderConfig, greedy_ids,
-                                              reconstruction_loss, token_accuracy)
+from crossflow_mini.nn.text_autoencoder import TextAutoencoder, TextAutoencoderConfig
+from crossflow_mini.nn.text_decoder import (PAD_ID, TextDecoder, TextDecoderConfig, greedy_ids, reconstruction_loss,
+                                            token_accuracy)
 from crossflow_mini.core.text_ve import TextVEConfig
 from crossflow_mini.core.transformer import patchify
 from crossflow_mini.training import TrainConfig, train

@@ -7,8 +7,8 @@ import warnings
 import pytest
 import torch
 
-from crossflow_mini.text_encoder import TextEncoderConfig
-from crossflow_mini.text_encoder import TOKEN_DIM, TextEncoder
+from crossflow_mini.nn.text_encoder import TextEncoderConfig
+from crossflow_mini.nn.text_encoder import TOKEN_DIM, TextEncoder
 
 CAPTIONS = ["a red circle on the left", "a blue square above a green triangle", "a red circle on the left",
             "three yellow crosses"]

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from crossflow_mini import checkpoints
 from crossflow_mini.profiles import get_profile
-from crossflow_mini.tasks import registry
+from crossflow_mini import registry
 
 RENAMES = (("text_ve.", "source."), ("image_tower.", "source.tower."))
 

@@ -10,13 +10,13 @@ from typing import Any, Callable
 
 import torch
 
-from ..autoencoder import ImageAutoencoder, reconstruction_psnr
+from ..nn.autoencoder import ImageAutoencoder, reconstruction_psnr
 from ..checkpoints import run_dir
 from ..datasets.fashion import load_fashion
 from ..datasets.shapes import load_shapes
 from ..training import EpochBatches, TrainResult, train
 from ..utils import get_device
-from ..autoencoder import AutoencoderConfig
+from ..nn.autoencoder import AutoencoderConfig
 from ..datasets.fashion import FashionDataConfig
 from ..datasets.shapes import ShapesDataConfig
 from ..training import TrainConfig

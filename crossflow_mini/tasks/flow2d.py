@@ -10,7 +10,7 @@ import torch
 
 from ..datasets.toy2d import moon_label, paired_blobs_to_moons, sample_2d
 from ..core.path import flow_matching_loss
-from ..core.mlp import MLPVelocity
+from ..nn.mlp import MLPVelocity
 from ..core.sampling import SampleResult, sample
 from ..training import EpochBatches, TrainResult, train
 from ..training import TrainConfig

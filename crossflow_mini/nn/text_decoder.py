@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .transformer import INIT_STD, patchify
+from ..core.transformer import INIT_STD, patchify
 
 #: Id of the padding token in targets (``CaptionVocab.pad_id``): ignored by the reconstruction loss.
 PAD_ID = 0

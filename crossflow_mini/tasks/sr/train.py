@@ -44,21 +44,21 @@ from typing import Any, Callable
 
 import torch
 
-from ..checkpoints import run_dir
-from ..core.baseline import BaselineConfig
-from ..core.build import ModelConfig, build_model
-from ..core.crossflow import CrossFlowConfig
-from ..core.guidance import GuidanceConfig
-from ..core.image_ve import ImageVEConfig
-from ..core.params import count_parameters, parameter_report, sampling_parameters
-from ..core.regression import RegressionConfig
-from ..core.sampling import METHODS as SAMPLERS
-from ..core.source import IdentitySourceConfig
-from ..core.unet import UNetVelocityConfig
-from ..datasets.superres import SRDataConfig, SRSplit, load_sr, photo_counts, stream_batch
-from ..eval.sr import PAPER_TABLE6, PAPER_TABLE6_SETTING, SRFIDReference, psnr_ssim, sr_metrics
-from ..training import TrainConfig, TrainResult, train
-from ..utils import get_device
+from ...checkpoints import run_dir
+from ...core.baseline import BaselineConfig
+from ...core.build import ModelConfig, build_model
+from ...core.crossflow import CrossFlowConfig
+from ...core.guidance import GuidanceConfig
+from ...core.image_ve import ImageVEConfig
+from ...core.params import count_parameters, parameter_report, sampling_parameters
+from ...core.regression import RegressionConfig
+from ...core.sampling import METHODS as SAMPLERS
+from ...core.source import IdentitySourceConfig
+from ...core.unet import UNetVelocityConfig
+from ...datasets.superres import SRDataConfig, SRSplit, load_sr, photo_counts, stream_batch
+from ...eval.sr import PAPER_TABLE6, PAPER_TABLE6_SETTING, SRFIDReference, psnr_ssim, sr_metrics
+from ...training import TrainConfig, TrainResult, train
+from ...utils import get_device
 
 Device = torch.device | str | None
 

@@ -10,12 +10,12 @@ import time
 
 import torch
 
-from .datasets.shapes import ShapesDataConfig
+from ..datasets.shapes import ShapesDataConfig
 
-from .text_encoder import TextEncoderConfig
+from ..nn.text_encoder import TextEncoderConfig
 
-from .profiles import get_profile
-from .utils import get_device
+from ..profiles import get_profile
+from ..utils import get_device
 
 
 def _timeit(fn, repeat: int = 1) -> float:
@@ -29,7 +29,7 @@ def _timeit(fn, repeat: int = 1) -> float:
 
 def bench_shapes(n: int) -> float:
     """ShapesWorld images rendered (with captions and attributes) per second."""
-    from .datasets.shapes import generate_split
+    from ..datasets.shapes import generate_split
 
     cfg = ShapesDataConfig(n_train=n, n_val=1, n_test=1, seed=123)
     return n / _timeit(lambda: generate_split("train", cfg))
@@ -37,8 +37,8 @@ def bench_shapes(n: int) -> float:
 
 def bench_text_encoder(n: int) -> tuple[float, float, int]:
     """MiniLM captions/s cold (embedding) and cached (read from disk), on ``n`` distinct ShapesWorld captions."""
-    from .datasets.shapes import generate_split
-    from .text_encoder import TextEncoder, load_minilm
+    from ..datasets.shapes import generate_split
+    from ..nn.text_encoder import TextEncoder, load_minilm
 
     load_minilm()  # model loading is a one-off, not per caption
     captions = sorted(set(generate_split("train", ShapesDataConfig(n_train=4 * n, n_val=1, n_test=1, seed=7)).captions))
@@ -52,7 +52,7 @@ def bench_text_encoder(n: int) -> tuple[float, float, int]:
 
 def bench_autoencoder(steps: int) -> float:
     """Training samples/s of the shipped ShapesWorld autoencoder recipe (forward + backward + AdamW step)."""
-    from .autoencoder import ImageAutoencoder
+    from ..nn.autoencoder import ImageAutoencoder
 
     recipe = get_profile("full").autoencoder_shapes
     torch.manual_seed(0)
@@ -91,8 +91,8 @@ def bench_t2i(steps: int, sample_batch: int, device: str | torch.device | None =
     image at the recipe's default NFE, without guidance (w = 1, one call per step) and with it (one 2B call)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .core.crossflow import CrossFlowModel
-    from .core.source import TokenBatch
+    from ..core.crossflow import CrossFlowModel
+    from ..core.source import TokenBatch
 
     recipe = get_profile("full").t2i_shapes
     device = get_device(device)

@@ -70,9 +70,10 @@ class _StepClock:
 # ------------------------------------------------------------------------------------------------ part 1
 def prepare_t2i_shapes(train_images: int | None, profile_name: str = "course") -> dict[str, Any]:
     """Fill the t2i_shapes caches (ShapesWorld, MiniLM tokens, latents) on the CPU; what a GPU run then reads."""
-    from .paths import cache_dir
-    from .profiles import get_profile
-    from .tasks import registry, t2i
+    from ..paths import cache_dir
+    from ..profiles import get_profile
+    from .. import registry
+    from ..tasks.t2i import train as t2i
 
     profile = get_profile(profile_name, device="cpu")
     recipe = _with_images(profile.t2i_shapes, train_images)
@@ -91,9 +92,10 @@ def t2i_shapes_part(steps: int, train_images: int | None, cpu_steps: int, n_samp
                     profile_name: str = "course") -> dict[str, Any]:
     """The shipped ShapesWorld recipe on ``device``: data as the task prepares it, ``steps`` training steps,
     sampling; and ``cpu_steps`` steps on this machine's CPU. (The tests run it with the smoke profile on the CPU.)"""
-    from .profiles import get_profile
-    from .tasks import registry, t2i
-    from .training import train
+    from ..profiles import get_profile
+    from .. import registry
+    from ..tasks.t2i import train as t2i
+    from ..training import train
 
     profile = get_profile(profile_name, device=device)
     recipe = _with_images(profile.t2i_shapes, train_images)  # fewer images: smaller caches to prepare or carry
@@ -107,7 +109,7 @@ def t2i_shapes_part(steps: int, train_images: int | None, cpu_steps: int, n_samp
 
     def run(device: str, n: int) -> tuple[_StepClock, Any]:
         torch.manual_seed(cfg.seed)
-        from .core.build import build_model
+        from ..core.build import build_model
 
         clock = _StepClock()
         result = train(build_model(recipe.model), t2i.flow_loss, t2i.training_batches(data, cfg),
@@ -143,12 +145,12 @@ def paper_smoke_part(steps: int, batch_size: int, *, device: str = "cuda", profi
                      mixed_precision: str = "bf16") -> dict[str, Any]:
     """The paper-sized recipe (``profile_name``'s ``t2i_folder``), bf16 autocast, random tokens and latents:
     throughput and peak memory on ``device``. (The tests run the smoke profile's tiny one on the CPU.)"""
-    from .core.build import build_model
-    from .core.source import TokenBatch
+    from ..core.build import build_model
+    from ..core.source import TokenBatch
     from .cost import training_cost
-    from .distributed import ParallelConfig
-    from .profiles import get_profile
-    from .training import train
+    from ..distributed import ParallelConfig
+    from ..profiles import get_profile
+    from ..training import train
 
     recipe = get_profile(profile_name, device=device).t2i_folder
     src, shape = recipe.model.source, tuple(recipe.model.velocity.latent_shape)

@@ -45,21 +45,21 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..checkpoints import run_dir
-from ..core.baseline import BaselineConfig
-from ..core.build import build_model
-from ..core.crossflow import CrossFlowConfig
-from ..core.guidance import GuidanceConfig
-from ..core.image_ve import ImageVEConfig
-from ..core.params import parameter_report, sampling_parameters
-from ..core.regression import RegressionConfig
-from ..core.sampling import METHODS as SAMPLERS
-from ..core.unet import UNetVelocityConfig
-from ..datasets import stereo
-from ..datasets.depthworld import DepthWorldConfig, DepthWorldSplit, load_depthworld, target_to_depth
-from ..eval.depth import METRIC_NAMES, PAPER_TABLE5, depth_metrics
-from ..training import EpochBatches, TrainConfig, TrainResult, train
-from ..utils import get_device
+from ...checkpoints import run_dir
+from ...core.baseline import BaselineConfig
+from ...core.build import build_model
+from ...core.crossflow import CrossFlowConfig
+from ...core.guidance import GuidanceConfig
+from ...core.image_ve import ImageVEConfig
+from ...core.params import parameter_report, sampling_parameters
+from ...core.regression import RegressionConfig
+from ...core.sampling import METHODS as SAMPLERS
+from ...core.unet import UNetVelocityConfig
+from ...datasets import stereo
+from ...datasets.depthworld import DepthWorldConfig, DepthWorldSplit, load_depthworld, target_to_depth
+from ...eval.depth import METRIC_NAMES, PAPER_TABLE5, depth_metrics
+from ...training import EpochBatches, TrainConfig, TrainResult, train
+from ...utils import get_device
 
 Device = torch.device | str | None
 DepthModelConfig = CrossFlowConfig | BaselineConfig | RegressionConfig

@@ -23,20 +23,24 @@ from typing import Any, Callable
 
 import torch
 
-from .. import checkpoints, distributed
-from ..autoencoder import ImageAutoencoder
-from ..configs import config_hash, to_dict
-from ..core.build import build_model
-from ..eval.classifier import FashionClassifier
-from ..eval.judge import JudgeNet
-from ..paths import RESULTS_DIR, ROOT
-from ..profiles import Profile, get_profile
-from ..utils import atomic_write_text
-from . import ablation, autoencoder, compare, depth, fashion, judge, t2i, t2i_folder, variants
-from . import sr as sr_task
-from . import captioning, captioning_schedule, captioning_study
-from . import arithmetic
-from ..core.text_autoencoder import TextAutoencoder
+from . import checkpoints, distributed
+from .nn.autoencoder import ImageAutoencoder
+from .configs import config_hash, to_dict
+from .core.build import build_model
+from .eval.classifier import FashionClassifier
+from .eval.judge import JudgeNet
+from .paths import RESULTS_DIR, ROOT
+from .profiles import Profile, get_profile
+from .utils import atomic_write_text
+from .studies import ablation, comparison as compare, variants
+from .tasks import autoencoder, judge
+from .tasks.depth import train as depth
+from .tasks.t2i import fashion, train as t2i, folder as t2i_folder
+from .tasks.sr import train as sr_task
+from .tasks.captioning import train as captioning
+from .studies import captioning_schedule, captioning as captioning_study
+from .tasks.t2i import arithmetic
+from .nn.text_autoencoder import TextAutoencoder
 
 
 @dataclass(frozen=True)
@@ -298,7 +302,7 @@ def _run_arithmetic(profile: Profile) -> tuple[Any, dict[str, Any]]:
 
 
 def _t2i_pipeline(profile: Profile, name: str = "t2i_shapes"):
-    from ..pipelines import CrossFlowPipeline
+    from .pipelines import CrossFlowPipeline
 
     return CrossFlowPipeline.from_pretrained(name, profile)
 

@@ -27,21 +27,21 @@ from typing import Any
 
 import torch
 
-from ..checkpoints import run_dir
-from ..core.build import build_model
-from ..core.crossflow import CrossFlowConfig
-from ..core.flow_model import FlowModel
-from ..core.params import parameter_report
-from ..core.source import TowerConfig
-from ..core.text_ve import TextVEConfig
-from ..core.transformer import VelocityTransformerConfig
-from ..datasets.captioned import CaptionedImages, CaptionedImagesConfig, has_split, load_captioned
-from ..latents import LatentSet
-from ..paths import cache_dir
-from ..text_encoder import TextEmbeddings, TextEncoder, TextEncoderConfig, text_model_info, text_ve_for
-from ..training import TrainConfig, TrainResult, train
-from ..utils import get_device, load_cache_entry, progress, save_tensors
-from .t2i import T2IData, flow_loss, training_batches
+from ...checkpoints import run_dir
+from ...core.build import build_model
+from ...core.crossflow import CrossFlowConfig
+from ...core.flow_model import FlowModel
+from ...core.params import parameter_report
+from ...core.source import TowerConfig
+from ...core.text_ve import TextVEConfig
+from ...core.transformer import VelocityTransformerConfig
+from ...datasets.captioned import CaptionedImages, CaptionedImagesConfig, has_split, load_captioned
+from ...latents import LatentSet
+from ...paths import cache_dir
+from ...nn.text_encoder import TextEmbeddings, TextEncoder, TextEncoderConfig, text_model_info, text_ve_for
+from ...training import TrainConfig, TrainResult, train
+from ...utils import get_device, load_cache_entry, progress, save_tensors
+from .train import T2IData, flow_loss, training_batches
 
 Device = torch.device | str | None
 
@@ -136,7 +136,7 @@ def paper_recipe(train_cfg: TrainConfig) -> FolderT2IRecipe:
 # ------------------------------------------------------------------------------------------------ data
 def load_vae(recipe: FolderT2IRecipe, device: Device = None):
     """The recipe's pretrained autoencoder (frozen), on ``device``, checked against the flow model's latent shape."""
-    from ..autoencoder import load_pretrained_vae
+    from ...nn.autoencoder import load_pretrained_vae
 
     if recipe.vae.path is None:
         raise FileNotFoundError(f"no autoencoder folder is set: point {VAE_ENV} at a local diffusers AutoencoderKL "
@@ -243,7 +243,7 @@ def train_folder_t2i(recipe: FolderT2IRecipe, name: str = "t2i_folder",
                      device: Device = None) -> tuple[FlowModel, dict[str, Any]]:
     """Prepare, train (resumable) and measure; returns ``(EMA model, metrics)``. A helper process of a launched
     multi-process run trains its share and measures nothing."""
-    from .. import distributed
+    from ... import distributed
 
     data = prepare(recipe, "train", device=device)
     t0 = time.perf_counter()

@@ -38,8 +38,8 @@ from ..eval.geneval import PAPER_GENEVAL, mini_geneval
 from ..eval.judge import JudgeNet
 from ..training import TrainConfig
 from ..utils import atomic_write_text
-from .fashion import class_accuracy_of
-from .t2i import Device, T2IData, T2IRecipe, fit, generate, prepare
+from ..tasks.t2i.fashion import class_accuracy_of
+from ..tasks.t2i.train import Device, T2IData, T2IRecipe, fit, generate, prepare
 
 if TYPE_CHECKING:
     from ..profiles import Profile

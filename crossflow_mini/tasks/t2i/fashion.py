@@ -15,21 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..checkpoints import run_dir
-from ..eval.classifier import FashionClassifier, class_accuracy
-from .t2i import T2IRecipe
-from ..datasets.fashion import load_fashion
-from ..training import EpochBatches, train
-from ..utils import get_device
-from ..core.flow_model import FlowModel
-from ..core.params import parameter_report
-from .t2i import Device, T2IData, choose_scale, fit_and_time, generate, prepare
+from ...checkpoints import run_dir
+from ...eval.classifier import FashionClassifier, class_accuracy
+from .train import T2IRecipe
+from ...datasets.fashion import load_fashion
+from ...training import EpochBatches, train
+from ...utils import get_device
+from ...core.flow_model import FlowModel
+from ...core.params import parameter_report
+from .train import Device, T2IData, choose_scale, fit_and_time, generate, prepare
 
 if TYPE_CHECKING:
-    from .compare import ComparisonConfig
-from ..datasets.fashion import FashionDataConfig
-from ..eval.classifier import ClassifierConfig
-from ..training import TrainConfig
+    from ...studies.comparison import ComparisonConfig
+from ...datasets.fashion import FashionDataConfig
+from ...eval.classifier import ClassifierConfig
+from ...training import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from ..datasets.shapes import SCENE_KINDS
 from ..eval.geneval import mini_geneval
 from ..eval.judge import JudgeNet
 from ..training import TrainConfig
-from .t2i import Device, T2IData, T2IRecipe, fit, generate, hard_negatives_wanted, prepare
+from ..tasks.t2i.train import Device, T2IData, T2IRecipe, fit, generate, hard_negatives_wanted, prepare
 
 #: Each variant: a label -> overrides {"source": {...}, "velocity": {...}} of the base CrossFlow recipe.
 DEFAULT_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {

@@ -45,12 +45,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..datasets import shapes as sw
-from ..eval.judge import JudgeNet, read_scenes
+from ...datasets import shapes as sw
+from ...eval.judge import JudgeNet, read_scenes
 from .interpolation import METHODS as INTERPOLATIONS
 from .interpolation import norm_profile, path as interpolation_path, read_path, summarise_paths
-from .arithmetic_cases import (EDIT_KINDS, KINDS, PAPER_ROWS, PAPER_TABLE8, ArithmeticCase, caption, make_cases,
-                               score, single)
+from .arithmetic_cases import (EDIT_KINDS, KINDS, PAPER_ROWS, PAPER_TABLE8, ArithmeticCase, caption, make_cases, score,
+                               single)
 
 GROUPS: tuple[str, ...] = ("all", "in_distribution", "heldout_combinations")
 #: How a combination is standardised: the public code's unit mean-0 std-1, none, or to the operands' scale (ours).

@@ -166,7 +166,7 @@ def run_study(find: Callable[[str], tuple[torch.nn.Module, dict[str, Any]]], rec
     anew by :func:`~crossflow_mini.tasks.captioning.evaluate_captioner` (guidance chosen on validation images) beside
     its recorded training time. With a ``judge`` and a text-to-image pipeline (``CrossFlowPipeline``), the cycle runs
     too, with ``study_cfg.cycle_captioner`` at its chosen scale."""
-    from .captioning import captions_of, evaluate_captioner, evaluate_text_autoencoder, image_latents
+    from ..tasks.captioning.train import captions_of, evaluate_captioner, evaluate_text_autoencoder, image_latents
 
     text_ae, text_meta = find("text_autoencoder_shapes")
     out: dict[str, Any] = {"text_autoencoder": evaluate_text_autoencoder(text_ae, recipes["text_autoencoder_shapes"])}

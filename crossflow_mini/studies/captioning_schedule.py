@@ -27,12 +27,12 @@ from torch import nn
 from ..checkpoints import run_dir
 from ..core.crossflow import CrossFlowModel
 from ..core.source import TokenBatch
-from ..core.text_autoencoder import TextAutoencoder
-from ..core.text_decoder import reconstruction_loss
+from ..nn.text_autoencoder import TextAutoencoder
+from ..nn.text_decoder import reconstruction_loss
 from ..training import EpochBatches, TrainConfig, train
 from ..utils import get_device
-from .captioning import (CaptionEvalConfig, CaptionRecipe, build_captioner, caption_split, caption_tokens,
-                         caption_targets, prepare)
+from ..tasks.captioning.train import (CaptionEvalConfig, CaptionRecipe, build_captioner, caption_split, caption_tokens,
+                                      caption_targets, prepare)
 
 SCHEDULES = ("frozen", "joint")
 
@@ -107,7 +107,7 @@ def run_schedules(recipe: CaptionRecipe, text_ae: TextAutoencoder, autoencoder: 
 
 
 def _frozen_batches(recipe: CaptionRecipe, data) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
-    from .captioning import training_batches
+    from ..tasks.captioning.train import training_batches
 
     return training_batches(recipe, data)
 

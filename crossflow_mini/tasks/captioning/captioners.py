@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .image_ve import ImageVE, ImageVEConfig
-from .source import TokenBatch
-from .text_decoder import PAD_ID, TextDecoder, TextDecoderConfig, greedy_ids, reconstruction_loss, token_accuracy
-from .transformer import INIT_STD, patchify
+from ...core.image_ve import ImageVE, ImageVEConfig
+from ...core.source import TokenBatch
+from ...nn.text_decoder import PAD_ID, TextDecoder, TextDecoderConfig, greedy_ids, reconstruction_loss, token_accuracy
+from ...core.transformer import INIT_STD, patchify
 
 #: Ids of the start and end tokens (``CaptionVocab.bos_id`` / ``eos_id``).
 BOS_ID, EOS_ID = 1, 2

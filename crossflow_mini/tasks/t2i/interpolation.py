@@ -20,8 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..datasets import shapes as sw
-from ..eval.judge import ReadObject
+from ...datasets import shapes as sw
+from ...eval.judge import ReadObject
 
 METHODS: tuple[str, ...] = ("lerp", "slerp")
 ATTRIBUTES: tuple[str, ...] = ("shape", "colour", "size", "position")

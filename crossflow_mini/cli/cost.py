@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from .core.build import build_model
-from .core.crossflow import CrossFlowConfig
-from .core.params import count_parameters
+from ..core.build import build_model
+from ..core.crossflow import CrossFlowConfig
+from ..core.params import count_parameters
 
 
 def _count(fn) -> int:
@@ -32,7 +32,7 @@ def step_flops(cfg: CrossFlowConfig, token_length: int | None = None) -> dict[st
     """Parameters and FLOPs *per sample* of a CrossFlow model: the velocity network's forward pass (one sampling
     step without CFG; CFG doubles it), and one training step's forward + backward through the whole model (Text
     VE, velocity network, contrastive tower), as the joint loss runs it (CPU, batch 2, divided by 2)."""
-    from .core.source import TokenBatch
+    from ..core.source import TokenBatch
 
     torch.manual_seed(0)
     model = build_model(cfg)
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    from .profiles import PROFILES, get_profile
+    from ..profiles import PROFILES, get_profile
 
     ap = argparse.ArgumentParser(prog="python -m crossflow_mini.cost", description=main.__doc__)
     ap.add_argument("--profile", default="paper", choices=PROFILES)

@@ -23,23 +23,23 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..checkpoints import run_dir
-from ..core.baseline import BaselineConfig
-from ..core.build import build_model
-from ..core.crossflow import CrossFlowConfig
-from ..core.flow_model import FlowModel
-from ..core.params import parameter_report
-from ..core.source import TokenBatch
-from ..core.text_ve import TextVEConfig
-from ..datasets import fashion as fm
-from ..datasets import shapes as sw
-from ..datasets.shapes import ShapesDataConfig
-from ..eval.judge import JudgeNet, judge_accuracy, read_scenes
-from ..latents import LatentSet, encode_images
-from ..text_encoder import TextEmbeddings, TextEncoder, TextEncoderConfig
-from ..training import EpochBatches, TrainConfig, TrainResult, train
-from ..utils import get_device
-from .autoencoder import AutoencoderRecipe
+from ...checkpoints import run_dir
+from ...core.baseline import BaselineConfig
+from ...core.build import build_model
+from ...core.crossflow import CrossFlowConfig
+from ...core.flow_model import FlowModel
+from ...core.params import parameter_report
+from ...core.source import TokenBatch
+from ...core.text_ve import TextVEConfig
+from ...datasets import fashion as fm
+from ...datasets import shapes as sw
+from ...datasets.shapes import ShapesDataConfig
+from ...eval.judge import JudgeNet, judge_accuracy, read_scenes
+from ...latents import LatentSet, encode_images
+from ...nn.text_encoder import TextEmbeddings, TextEncoder, TextEncoderConfig
+from ...training import EpochBatches, TrainConfig, TrainResult, train
+from ...utils import get_device
+from ..autoencoder import AutoencoderRecipe
 
 Device = torch.device | str | None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .transformer import timestep_embedding
+from ..core.transformer import timestep_embedding
 
 
 class MLPVelocity(nn.Module):

@@ -17,7 +17,7 @@ import torch
 
 from ..eval.judge import JudgeNet
 from ..training import TrainConfig
-from .t2i import Device, T2IRecipe, fit, judge_prompts, prepare, single_object_groups
+from ..tasks.t2i.train import Device, T2IRecipe, fit, judge_prompts, prepare, single_object_groups
 
 
 @dataclass(frozen=True)

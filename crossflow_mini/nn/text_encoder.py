@@ -30,12 +30,12 @@ from typing import Sequence
 
 import torch
 
-from .configs import added_field
-from .core.source import MINILM_TOKEN_DIM, TokenBatch
-from .core.text_ve import TextVEConfig
+from ..configs import added_field
+from ..core.source import MINILM_TOKEN_DIM, TokenBatch
+from ..core.text_ve import TextVEConfig
 
-from .paths import cache_dir
-from .utils import DamagedFileWarning, load_cache_entry, progress, save_tensors
+from ..paths import cache_dir
+from ..utils import DamagedFileWarning, load_cache_entry, progress, save_tensors
 
 
 @dataclass(frozen=True)

@@ -39,31 +39,31 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..autoencoder import ImageAutoencoder
-from ..checkpoints import run_dir
-from ..core.baseline import BaselineConfig
-from ..core.build import build_model
-from ..core.captioners import (AutoregressiveCaptioner, AutoregressiveCaptionerConfig, DirectCaptioner,
-                               DirectCaptionerConfig, image_token_batch, image_token_dim)
-from ..core.crossflow import CrossFlowConfig
-from ..core.flow_model import FlowModel
-from ..core.guidance import GuidanceConfig
-from ..core.image_ve import ImageVEConfig
-from ..core.params import count_parameters, parameter_report, sampling_parameters
-from ..core.source import TokenBatch, TowerConfig
-from ..core.text_autoencoder import TextAutoencoder, TextAutoencoderConfig
-from ..core.text_decoder import TextDecoderConfig
-from ..core.text_ve import TextVEConfig
-from ..core.transformer import CrossAttentionTransformerConfig, VelocityTransformerConfig
-from ..datasets import shapes as sw
-from ..datasets.shapes import ShapesDataConfig
-from ..datasets.shapes_text import normalise
-from ..eval.captions import CaptionVocab, caption_metrics, scene_scores
-from ..latents import LatentSet, encode_images
-from ..text_encoder import TextEncoder, TextEncoderConfig
-from ..training import EpochBatches, TrainConfig, TrainResult, train
-from ..utils import get_device
-from .autoencoder import AutoencoderRecipe
+from ...nn.autoencoder import ImageAutoencoder
+from ...checkpoints import run_dir
+from ...core.baseline import BaselineConfig
+from ...core.build import build_model
+from .captioners import (AutoregressiveCaptioner, AutoregressiveCaptionerConfig, DirectCaptioner, DirectCaptionerConfig,
+                         image_token_batch, image_token_dim)
+from ...core.crossflow import CrossFlowConfig
+from ...core.flow_model import FlowModel
+from ...core.guidance import GuidanceConfig
+from ...core.image_ve import ImageVEConfig
+from ...core.params import count_parameters, parameter_report, sampling_parameters
+from ...core.source import TokenBatch, TowerConfig
+from ...nn.text_autoencoder import TextAutoencoder, TextAutoencoderConfig
+from ...nn.text_decoder import TextDecoderConfig
+from ...core.text_ve import TextVEConfig
+from ...core.transformer import CrossAttentionTransformerConfig, VelocityTransformerConfig
+from ...datasets import shapes as sw
+from ...datasets.shapes import ShapesDataConfig
+from ...datasets.shapes_text import normalise
+from ...eval.captions import CaptionVocab, caption_metrics, scene_scores
+from ...latents import LatentSet, encode_images
+from ...nn.text_encoder import TextEncoder, TextEncoderConfig
+from ...training import EpochBatches, TrainConfig, TrainResult, train
+from ...utils import get_device
+from ..autoencoder import AutoencoderRecipe
 
 Device = torch.device | str | None
 #: The captions of the captioning recipes: the rich ShapesWorld vocabulary (many right captions per image).

@@ -36,9 +36,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..datasets import shapes as sw
-from ..datasets import shapes_text as st
-from ..eval.judge import ReadObject
+from ...datasets import shapes as sw
+from ...datasets import shapes_text as st
+from ...eval.judge import ReadObject
 
 KINDS: tuple[str, ...] = ("addition", "subtraction", "edit_colour", "edit_shape", "edit_size", "edit_position")
 EDIT_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k.startswith("edit_"))

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .source import TokenBatch
+from ..core.source import TokenBatch
 from .text_decoder import TextDecoder, TextDecoderConfig, greedy_ids, reconstruction_loss, token_accuracy
-from .text_ve import TextVE, TextVEConfig
+from ..core.text_ve import TextVE, TextVEConfig
 
 TEXT_LATENT_SHAPE = (8, 4, 4)
 
