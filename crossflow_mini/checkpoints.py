@@ -6,7 +6,12 @@ A checkpoint is a folder ``<name>/`` holding
   checked against each other;
 * ``config.json`` - ``{"name", "kind", "config", "config_hash", "format", "metrics", "command",
   "weights_sha256"}``, readable by people (``metrics`` are the numbers measured on these weights, ``command``
-  rebuilds them, ``weights_sha256`` is the SHA-256 of ``model.safetensors`` as ``sha256sum`` prints it).
+  rebuilds them, ``weights_sha256`` is the SHA-256 of ``model.safetensors`` as ``sha256sum`` prints it; a run
+  trained with overrides also records ``base`` - the named checkpoint it started from - and ``overrides``);
+* ``sampling.json`` (flow models) - the default sampling settings (guidance weight, steps, solver, averaged flows:
+  :class:`~crossflow_mini.core.sampling.SamplingConfig`) chosen on validation data when the weights were trained.
+  They are not part of the config or its hash - no weight depends on them - so changing them never invalidates a
+  checkpoint (as diffusers keeps a scheduler's config apart from the model's).
 
 Files that go bad are never used and never crash with a library traceback. :func:`load_checkpoint` checks every
 load: a ``config.json`` that is not the JSON it should be, a weights file that cannot be parsed (truncated,
@@ -26,6 +31,7 @@ that order, and trains only when neither holds weights for exactly this config.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import warnings
@@ -36,13 +42,15 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from .configs import config_hash, to_dict
+from .configs import config_hash, from_dict, to_dict
+from .core.sampling import SamplingConfig
 from .paths import CHECKPOINT_DIR, ROOT, cache_dir
 from .utils import DamagedFileError, DamagedFileWarning, atomic_path, atomic_write_text, sha256_file
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+SAMPLING_FILE = "sampling.json"
 #: Top-level ``config.json`` key holding the SHA-256 of ``model.safetensors`` (not part of the config hash).
 CHECKSUM_KEY = "weights_sha256"
 #: Keys every ``config.json`` written by :func:`save_checkpoint` has, with their types.
@@ -67,7 +75,8 @@ class CheckpointDamagedError(CheckpointError, DamagedFileError):
 
     def __init__(self, name: str, path: Path, problem: str):
         self.name, self.path, self.problem = name, Path(path), problem
-        super().__init__(f"checkpoint {name!r} is damaged: {problem} ({self.path}). {repair_hint(name, self.path)}")
+        self.hint = repair_hint(name, self.path)
+        super().__init__(f"checkpoint {name!r} is damaged: {problem} ({self.path}). {self.hint}")
 
 
 class UnverifiedCheckpointWarning(UserWarning):
@@ -78,13 +87,40 @@ def rebuild_command(name: str) -> str:
     return f"python -m crossflow_mini train {name}"
 
 
+def _stored(folder: Path, key: str) -> Any:
+    """``config.json[key]`` of a checkpoint folder where the file can still be read, else ``None``."""
+    try:
+        meta = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        return meta.get(key) if isinstance(meta, dict) else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
 def repair_hint(name: str, path: Path) -> str:
-    """What to do about a damaged file of checkpoint ``name``: rebuild it - or, for a shipped one, restore it."""
-    hint = f"Rebuild it with `{rebuild_command(name)}`"
+    """What to do about a damaged file of a checkpoint folder, named from what the folder says of itself: restore a
+    shipped checkpoint from git (or rebuild it), save a pipeline part again from the checkpoint it came from, rebuild
+    a cached checkpoint with the command that made it."""
     path = Path(path).resolve()
-    if path.is_relative_to(CHECKPOINT_DIR.resolve()) and path.is_relative_to(ROOT.resolve()):  # in git
-        hint += f", or restore the shipped files with `git checkout -- {path.parent.relative_to(ROOT.resolve())}`"
-    return hint + "."
+    folder = path if path.is_dir() else path.parent
+    shipped = folder.is_relative_to(CHECKPOINT_DIR.resolve()) and folder.is_relative_to(ROOT.resolve())
+    index = folder.parent / "model_index.json"
+    if shipped:  # in git
+        return (f"Restore the shipped files with `git checkout -- {folder.relative_to(ROOT.resolve())}`, or rebuild "
+                f"them with `{rebuild_command(folder.name)} --overwrite`.")
+    if index.exists():  # a part of a pipeline saved with save_pretrained
+        try:
+            source = json.loads(index.read_text(encoding="utf-8")).get("source")
+            pipeline = json.loads(index.read_text(encoding="utf-8")).get("pipeline", "the pipeline")
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            source, pipeline = None, "the pipeline"
+        origin = f"{pipeline}.from_pretrained({source!r})" if source else f"{pipeline}.from_pretrained(<its checkpoint>)"
+        return f"This is a part of a saved pipeline: save it again with `{origin}.save_pretrained({str(folder.parent)!r})`."
+    command = _stored(folder, "command")
+    if isinstance(command, str) and command.startswith("python -m crossflow_mini"):
+        return f"Delete {folder} and rebuild it with `{command}`."
+    base = _stored(folder, "base") or folder.name.rsplit("-", 1)[0]
+    return (f"Delete {folder}; it was written by crossflow_mini for {base!r} and is rebuilt by "
+            f"`{rebuild_command(base)}` (`python -m crossflow_mini list` shows every checkpoint).")
 
 
 def record_checksum(directory: str | Path) -> str:
@@ -119,11 +155,33 @@ def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [f"{prefix}: checkpoint has {a!r}, code asks for {b!r}"]
 
 
+def write_sampling(directory: str | Path, sampling: SamplingConfig) -> None:
+    """Write a checkpoint's default sampling settings (``sampling.json``) atomically."""
+    atomic_write_text(Path(directory) / SAMPLING_FILE, json.dumps(to_dict(sampling), indent=2, sort_keys=True) + "\n")
+
+
+def read_sampling(directory: str | Path, name: str | None = None) -> SamplingConfig | None:
+    """A checkpoint's default sampling settings (``sampling.json``), or ``None`` where it has none (a model that does
+    not sample by a flow). A file that is not the JSON it should be raises :class:`CheckpointDamagedError`."""
+    path = Path(directory) / SAMPLING_FILE
+    if not path.exists():
+        return None
+    name = name or Path(directory).name
+    try:
+        return from_dict(SamplingConfig, json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, UnicodeDecodeError) as err:
+        raise CheckpointDamagedError(name, path, f"{SAMPLING_FILE} is not valid sampling settings ({err})") from err
+
+
 def save_checkpoint(directory: str | Path, state_dict: dict[str, torch.Tensor], cfg: Any, *, name: str,
-                    kind: str, metrics: dict[str, Any] | None = None, dtype: torch.dtype | None = None) -> Path:
+                    kind: str, metrics: dict[str, Any] | None = None, dtype: torch.dtype | None = None,
+                    sampling: SamplingConfig | None = None, command: str | None = None,
+                    extra: dict[str, Any] | None = None) -> Path:
     """Write ``state_dict`` and ``cfg`` (a dataclass) to ``directory`` atomically; return the folder.
 
-    ``dtype`` (e.g. ``torch.float16``) casts floating-point tensors to keep shipped files small."""
+    ``dtype`` (e.g. ``torch.float16``) casts floating-point tensors to keep shipped files small; ``sampling``: the
+    default sampling settings (``sampling.json``); ``command``: what rebuilds the folder (default: ``train NAME``);
+    ``extra``: more keys for ``config.json`` (``base``, ``overrides`` of a run trained with overrides)."""
     directory = Path(directory)
     tensors = {}
     for k, v in state_dict.items():
@@ -136,7 +194,10 @@ def save_checkpoint(directory: str | Path, state_dict: dict[str, torch.Tensor], 
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         tmp.write_bytes(blob)
     meta = {"name": name, "kind": kind, "format": FORMAT_VERSION, "config_hash": h, "config": to_dict(cfg),
-            "metrics": metrics or {}, "command": rebuild_command(name), CHECKSUM_KEY: hashlib.sha256(blob).hexdigest()}
+            "metrics": metrics or {}, "command": command or rebuild_command(name),
+            CHECKSUM_KEY: hashlib.sha256(blob).hexdigest(), **(extra or {})}
+    if sampling is not None:
+        write_sampling(directory, sampling)
     _write_meta(directory, meta)
     return directory
 
@@ -225,6 +286,18 @@ def load_checkpoint(directory: str | Path, cfg: Any, *, name: str | None = None,
     return state, meta
 
 
+def matches(directory: str | Path, cfg: Any) -> bool:
+    """Whether ``directory`` holds weights whose recorded config hash is ``cfg``'s (a quick look: the weights are
+    checked when they are loaded)."""
+    directory = Path(directory)
+    if not (directory / WEIGHTS_FILE).exists() or not (directory / CONFIG_FILE).exists():
+        return False
+    try:
+        return read_meta(directory).get("config_hash") == config_hash(cfg)
+    except CheckpointError:
+        return False
+
+
 def shipped_dir(name: str) -> Path:
     return CHECKPOINT_DIR / name
 
@@ -236,6 +309,26 @@ def cached_dir(name: str, cfg: Any) -> Path:
 def run_dir(name: str, cfg: Any) -> Path:
     """Where the resumable training state of recipe ``name`` with config ``cfg`` lives (``data/cache/runs``)."""
     return cache_dir() / "runs" / f"{name}-{config_hash(cfg)}"
+
+
+def trained_sampling(cfg: Any, metrics: dict[str, Any]) -> SamplingConfig | None:
+    """The sampling settings to store beside freshly trained weights: the recipe's (``cfg.sampling``), with the
+    guidance weight chosen on validation data (``metrics["chosen_scale"]``) where the evaluation chose one; ``None``
+    for a recipe without sampling settings."""
+    sampling = getattr(cfg, "sampling", None)
+    if sampling is None:
+        return None
+    chosen = metrics.get("chosen_scale")
+    return sampling if chosen is None else dataclasses.replace(sampling, guidance_scale=float(chosen))
+
+
+def attach(model: torch.nn.Module, directory: Path, cfg: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """Give a loaded ``model`` the sampling settings stored beside its weights (else its recipe's), and record them
+    and the folder in ``meta``."""
+    sampling = read_sampling(directory, meta.get("name")) or getattr(cfg, "sampling", None)
+    if sampling is not None and hasattr(model, "sampling"):
+        model.sampling = sampling
+    return {**meta, "sampling": sampling, "directory": str(directory)}
 
 
 def load_or_train(name: str, cfg: Any, build: Callable[[Any], torch.nn.Module],
@@ -270,7 +363,7 @@ def load_or_train(name: str, cfg: Any, build: Callable[[Any], torch.nn.Module],
             model = build(cfg)
             model.load_state_dict(state)  # copies (and casts, for fp16 files) into the fp32 parameters
             model.eval()
-            return model, meta
+            return model, attach(model, directory, cfg, meta)
         if not allow_train:
             if mismatch is not None:
                 raise mismatch
@@ -280,12 +373,14 @@ def load_or_train(name: str, cfg: Any, build: Callable[[Any], torch.nn.Module],
     out = Path(output_dir) if output_dir is not None else cached_dir(name, cfg)
     model, metrics = train(cfg)
     kind = type(model).__name__
-    save_checkpoint(out, model.state_dict(), cfg, name=name, kind=kind, metrics=metrics)
+    save_checkpoint(out, model.state_dict(), cfg, name=name, kind=kind, metrics=metrics,
+                    sampling=trained_sampling(cfg, metrics))
     model.eval()
-    return model, read_meta(out)
+    return model, attach(model, out, cfg, read_meta(out))
 
 
 __all__ = ["CheckpointError", "CheckpointNotFoundError", "CheckpointMismatchError", "CheckpointDamagedError",
            "UnverifiedCheckpointWarning", "CHECKSUM_KEY", "save_checkpoint", "load_checkpoint", "read_meta",
            "update_metrics", "record_checksum", "load_or_train", "shipped_dir", "cached_dir", "rebuild_command",
-           "repair_hint", "run_dir"]
+           "repair_hint", "run_dir", "matches", "SAMPLING_FILE", "write_sampling", "read_sampling", "trained_sampling",
+           "attach"]

@@ -1,360 +1,307 @@
-"""The registry: every named checkpoint and study, and how each is found again, trained and measured.
+"""The registry: every named checkpoint, and the one place a checkpoint name is resolved to a recipe and a folder.
 
-The CLI (``python -m crossflow_mini train NAME``) and the notebooks call the same functions, so a number in
-``data/results`` and the same number in a notebook come from the same code. :func:`load` returns a model for the
-active profile: the shipped weights when their recipe matches, else the cache, else - where the profile allows
-it - a fresh training run; on the profile's device, in eval mode.
+The CLI (``python -m crossflow_mini train NAME``), the pipelines (``from_pretrained(NAME)``), the studies and the
+notebooks all come here, so a number in ``data/results`` and the same number in a notebook come from the same code.
 
-Words: a *recipe* is the config dataclass that determines a checkpoint (model + training + data, e.g.
-:class:`~crossflow_mini.tasks.t2i.T2IRecipe`); a *named checkpoint* (:class:`NamedCheckpoint`) says which recipe a
-profile uses and how to build, train and measure it; a *study* (:class:`Study`) is a command that measures and
-writes ``data/results/NAME.json`` without shipping a checkpoint.
+Words: a *recipe* is the config dataclass that determines a checkpoint's weights (model + training run + data; its
+hash names the checkpoint); it is written out in its task's ``recipe.py``. A *task* (:class:`Task`) says how a kind of
+checkpoint is built, trained and measured. A *named checkpoint* (:class:`NamedCheckpoint`) ties a name to its task,
+its shipped recipe and the checkpoints it builds on (``needs``). A *profile* (:mod:`crossflow_mini.profiles`) changes
+sizes only.
+
+* :func:`recipe` - the recipe of a name for a profile (and any ``--set`` overrides);
+* :func:`find` / :func:`load` - its weights: shipped (``data/checkpoints/<name>``) when the recipe matches, else the
+  cache (``data/cache/checkpoints/<name>-<hash>``), else - where the profile allows it - a training run (dependencies
+  first). The model comes back in eval mode on the profile's device, with its sampling defaults
+  (``model.sampling``, the checkpoint's ``sampling.json``);
+* :func:`train_and_save` - train a recipe (resumable), measure it, and save it: to the cache by default, to
+  ``data/checkpoints`` and ``data/results`` only with ``overwrite=True``; a run with overrides gets its own name;
+* :func:`folder` - the folder that holds a name's weights (what pipelines load).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
-import platform
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
 from . import checkpoints, distributed
-from .nn.autoencoder import ImageAutoencoder
-from .configs import config_hash, to_dict
+from .configs import config_hash, from_dict, with_overrides
 from .core.build import build_model
 from .eval.classifier import FashionClassifier
 from .eval.judge import JudgeNet
-from .paths import RESULTS_DIR, ROOT
-from .profiles import Profile, get_profile
-from .utils import atomic_write_text
-from .studies import ablation, comparison as compare, variants
-from .tasks import autoencoder, judge
-from .tasks.depth import train as depth
-from .tasks.t2i import fashion, train as t2i, folder as t2i_folder
-from .tasks.sr import train as sr_task
-from .tasks.captioning import train as captioning
-from .studies import captioning_schedule, captioning as captioning_study
-from .tasks.t2i import arithmetic
+from .nn.autoencoder import ImageAutoencoder
 from .nn.text_autoencoder import TextAutoencoder
+from .paths import ROOT, cache_dir
+from .profiles import Profile, get_profile
+from .results import results_path, write_results
+from .tasks import autoencoder as autoencoder_task
+from .tasks import common, judge as judge_task
+from .tasks.captioning import evaluate as caption_eval, recipe as caption_recipes, train as caption_train
+from .tasks.depth import evaluate as depth_eval, recipe as depth_recipes, train as depth_train
+from .tasks.sr import evaluate as sr_eval, recipe as sr_recipes, train as sr_train
+from .tasks.t2i import evaluate as t2i_eval, folder as t2i_folder, recipe as t2i_recipes, train as t2i_train
+
+
+@dataclass(frozen=True)
+class Task:
+    """How one kind of checkpoint is built, trained and measured.
+
+    ``build(recipe)``: the untrained model; ``train(recipe, *, name, device, **needs) -> TrainResult`` (resumable
+    under ``name``); ``evaluate(model, recipe, *, sizes, device, **needs) -> metrics``; ``sizes``: the
+    :class:`~crossflow_mini.profiles.Profile` field with its evaluation sizes (None: none); ``pipeline``: the class
+    that serves it (``crossflow_mini.pipelines``)."""
+
+    name: str
+    build: Callable[[Any], torch.nn.Module]
+    train: Callable[..., Any]
+    evaluate: Callable[..., dict[str, Any]]
+    sizes: str | None = None
+    pipeline: str | None = None
+
+
+def _evaluate_autoencoder(model: torch.nn.Module, recipe: Any, **_: Any) -> dict[str, Any]:
+    return autoencoder_task.evaluate_autoencoder(model, recipe)
+
+
+def _evaluate_judge(model: torch.nn.Module, recipe: Any, **_: Any) -> dict[str, Any]:
+    return judge_task.evaluate_judge(model, recipe)
+
+
+AUTOENCODER = Task("image autoencoder", lambda r: ImageAutoencoder(r.model), autoencoder_task.train,
+                   _evaluate_autoencoder)
+JUDGE = Task("ShapesWorld judge", lambda r: JudgeNet(r.model), judge_task.train, _evaluate_judge)
+CLASSIFIER = Task("Fashion-MNIST classifier", lambda r: FashionClassifier(r.model), t2i_train.train_classifier,
+                  t2i_train.evaluate_classifier)
+TEXT_TO_IMAGE = Task("text-to-image", lambda r: build_model(r.model), t2i_train.train, t2i_eval.evaluate,
+                     sizes="t2i_eval", pipeline="CrossFlowPipeline")
+FOLDER_TEXT_TO_IMAGE = Task("text-to-image (your folder)", lambda r: build_model(r.model), t2i_folder.train,
+                            t2i_folder.evaluate_folder_t2i, pipeline=None)
+DEPTH = Task("depth", lambda r: build_model(r.model), depth_train.train, depth_eval.evaluate, sizes="depth_eval",
+             pipeline="DepthPipeline")
+SUPER_RESOLUTION = Task("super-resolution", lambda r: build_model(r.model), sr_train.train, sr_eval.evaluate,
+                        sizes="sr_eval", pipeline="SuperResolutionPipeline")
+TEXT_AUTOENCODER = Task("text autoencoder", lambda r: TextAutoencoder(r.model), caption_train.train_text_autoencoder,
+                        caption_eval.evaluate_text_autoencoder_checkpoint)
+CAPTIONING = Task("captioning", lambda r: caption_train.build_captioner(r.model), caption_train.train,
+                  caption_eval.evaluate, sizes="caption_eval", pipeline="CaptioningPipeline")
 
 
 @dataclass(frozen=True)
 class NamedCheckpoint:
-    """A named checkpoint: how its recipe is chosen for a profile, how its model is built, trained and measured.
+    """A named checkpoint: its task, its shipped recipe and what it builds on.
 
-    ``train(recipe, name, profile) -> (model, metrics)`` and ``evaluate(model, recipe, profile) -> metrics``."""
+    ``needs``: keyword -> checkpoint name of each checkpoint the task is given (its autoencoder, its referee, its text
+    autoencoder). Where the recipe has a field of the keyword's name (``autoencoder``, ``text_autoencoder``), that
+    field holds the dependency's recipe: the registry fills it with the dependency's recipe for the profile, so the
+    two always match. ``local``: a last step that fills in the machine's own parts (your folders)."""
 
     name: str
     description: str
-    recipe: Callable[[Profile], Any]
-    build: Callable[[Any], torch.nn.Module]
-    train: Callable[[Any, str, Profile], tuple[torch.nn.Module, dict[str, Any]]]
-    evaluate: Callable[[torch.nn.Module, Any, Profile], dict[str, Any]]
+    task: Task
+    recipe: Any
+    needs: Mapping[str, str] = field(default_factory=dict)
+    local: Callable[[Any], Any] | None = None
 
 
-def _autoencoder(recipe: Any, profile: Profile) -> torch.nn.Module:
-    """The autoencoder a flow recipe builds on (``autoencoder_shapes`` or ``autoencoder_fashion``)."""
-    return load(f"autoencoder_{recipe.autoencoder.dataset}", profile, recipe=recipe.autoencoder)
+def _t2i(name: str, description: str, recipe: Any) -> NamedCheckpoint:
+    dataset = recipe.autoencoder.dataset
+    referee = "judge_shapes" if dataset == "shapes" else "classifier_fashion"
+    return NamedCheckpoint(name, description, TEXT_TO_IMAGE, recipe,
+                           {"autoencoder": f"autoencoder_{dataset}", "referee": referee})
 
 
-def _judge(profile: Profile) -> torch.nn.Module:
-    return load("judge_shapes", profile)
-
-
-def _classifier(profile: Profile) -> torch.nn.Module:
-    return load("classifier_fashion", profile)
-
-
-def _train_t2i(recipe: Any, name: str, profile: Profile):
-    if not distributed.is_main_process():  # a helper process of a multi-process run: its share of the training only
-        return t2i.fit_and_time(recipe, _autoencoder(recipe, profile), name, profile.device)[0].model, {}
-    return t2i.train_t2i(recipe, _autoencoder(recipe, profile), _judge(profile), profile.t2i_eval, name,
-                         profile.device)
-
-
-def _evaluate_t2i(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
-    return t2i.evaluate_t2i(model, recipe, _autoencoder(recipe, profile), _judge(profile), profile.t2i_eval,
-                            profile.device)
-
-
-def _train_fashion(recipe: Any, name: str, profile: Profile):
-    if not distributed.is_main_process():  # a helper process of a multi-process run: its share of the training only
-        return t2i.fit_and_time(recipe, _autoencoder(recipe, profile), name, profile.device)[0].model, {}
-    return fashion.train_fashion_t2i(recipe, _autoencoder(recipe, profile), _classifier(profile),
-                                     profile.t2i_compare, name, profile.device)
-
-
-def _evaluate_fashion(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
-    return fashion.evaluate_fashion_t2i(model, recipe, _autoencoder(recipe, profile), _classifier(profile),
-                                        profile.t2i_compare, profile.device)
-
-
-def _train_plain(fn: Callable) -> Callable[[Any, str, Profile], tuple[torch.nn.Module, dict[str, Any]]]:
-    return lambda recipe, name, profile: fn(recipe, name, device=profile.device)
-
-
-def _evaluate_plain(fn: Callable) -> Callable[[torch.nn.Module, Any, Profile], dict[str, Any]]:
-    return lambda model, recipe, profile: fn(model, recipe)
-
-
-def _flow_model(recipe: Any) -> torch.nn.Module:
-    return build_model(recipe.model)
-
-
-def _train_folder(recipe: Any, name: str, profile: Profile):
-    return t2i_folder.train_folder_t2i(recipe, name, profile.device)
-
-
-def _evaluate_folder(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
-    return t2i_folder.evaluate_folder_t2i(model, recipe, profile.device)
-
-
-def _train_depth(recipe: Any, name: str, profile: Profile):
-    return depth.train_depth(recipe, profile.depth_eval, name, profile.device)
-
-
-def _evaluate_depth(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
-    return depth.evaluate_depth(model, recipe, profile.depth_eval, profile.device)
-
-
-def _train_sr(recipe: Any, name: str, profile: Profile):
-    return sr_task.train_sr(recipe, profile.sr_eval, name, profile.device)
-
-
-def _evaluate_sr(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
-    return sr_task.evaluate_sr(model, recipe, profile.sr_eval, profile.device)
-
-
-def _text_autoencoder(recipe: Any, profile: Profile) -> torch.nn.Module | None:
-    """The frozen text autoencoder a flow captioner flows to and decodes with (None for the other captioners)."""
-    if recipe.text_autoencoder is None:
-        return None
-    return load("text_autoencoder_shapes", profile, recipe=recipe.text_autoencoder)
-
-
-def _train_captioner(recipe: Any, name: str, profile: Profile):
-    return captioning.train_captioner(recipe, _autoencoder(recipe, profile), _text_autoencoder(recipe, profile),
-                                      profile.caption_eval, name, profile.device)
-
-
-def _evaluate_captioner(model: torch.nn.Module, recipe: Any, profile: Profile) -> dict[str, Any]:
-    return captioning.evaluate_captioner(model, recipe, _autoencoder(recipe, profile),
-                                         _text_autoencoder(recipe, profile), profile.caption_eval, profile.device)
+def _captioner(name: str, description: str, recipe: Any) -> NamedCheckpoint:
+    needs = {"autoencoder": "autoencoder_shapes"}
+    if recipe.text_autoencoder is not None:
+        needs["text_autoencoder"] = "text_autoencoder_shapes"
+    return NamedCheckpoint(name, description, CAPTIONING, recipe, needs)
 
 
 CHECKPOINTS: dict[str, NamedCheckpoint] = {c.name: c for c in (
-    NamedCheckpoint("autoencoder_shapes", "AutoencoderKL for ShapesWorld, 3 x 32 x 32 <-> 4 x 8 x 8",
-                    lambda p: p.autoencoder_shapes, lambda r: ImageAutoencoder(r.model),
-                    _train_plain(autoencoder.train_autoencoder), _evaluate_plain(autoencoder.evaluate_autoencoder)),
-    NamedCheckpoint("autoencoder_fashion", "AutoencoderKL for Fashion-MNIST, 1 x 32 x 32 (padded 28 x 28) <-> 4 x 8 x 8",
-                    lambda p: p.autoencoder_fashion, lambda r: ImageAutoencoder(r.model),
-                    _train_plain(autoencoder.train_autoencoder), _evaluate_plain(autoencoder.evaluate_autoencoder)),
-    NamedCheckpoint("judge_shapes", "ShapesWorld judge: reads shape, colour, size, position and count back from "
-                    "an image", lambda p: p.judge, lambda r: JudgeNet(r.model),
-                    _train_plain(judge.train_judge), _evaluate_plain(judge.evaluate_judge)),
-    NamedCheckpoint("t2i_shapes", "CrossFlow text-to-image on ShapesWorld: Text VE with patch queries (a source laid "
-                    "out like the image) + velocity transformer, no noise, no cross-attention",
-                    lambda p: p.t2i_shapes, _flow_model, _train_t2i, _evaluate_t2i),
-    NamedCheckpoint("t2i_shapes_flatten", "CrossFlow text-to-image on ShapesWorld with the paper's Text VE head "
-                    "(flatten + linear, the public code's): the reference row", lambda p: p.t2i_shapes_flatten,
-                    _flow_model, _train_t2i, _evaluate_t2i),
-    NamedCheckpoint("t2i_baseline_shapes", "standard flow matching on ShapesWorld: noise -> image with "
-                    "cross-attention to the MiniLM tokens, CrossFlow's size and training run",
-                    lambda p: p.t2i_baseline_shapes, _flow_model, _train_t2i, _evaluate_t2i),
+    NamedCheckpoint("autoencoder_shapes", "AutoencoderKL for ShapesWorld, 3 x 32 x 32 <-> 4 x 8 x 8", AUTOENCODER,
+                    autoencoder_task.AUTOENCODER_SHAPES),
+    NamedCheckpoint("autoencoder_fashion", "AutoencoderKL for Fashion-MNIST, 1 x 32 x 32 (padded 28 x 28) <-> "
+                    "4 x 8 x 8", AUTOENCODER, autoencoder_task.AUTOENCODER_FASHION),
+    NamedCheckpoint("judge_shapes", "ShapesWorld judge: reads shape, colour, size, position and count back from an "
+                    "image", JUDGE, judge_task.JUDGE_SHAPES),
+    _t2i("t2i_shapes", "CrossFlow text-to-image on ShapesWorld: Text VE with patch queries (a source laid out like "
+         "the image) + velocity transformer, no noise, no cross-attention", t2i_recipes.T2I_SHAPES),
+    _t2i("t2i_shapes_flatten", "CrossFlow text-to-image on ShapesWorld with the paper's Text VE head (flatten + "
+         "linear, the public code's): the reference row", t2i_recipes.T2I_SHAPES_FLATTEN),
+    _t2i("t2i_baseline_shapes", "standard flow matching on ShapesWorld: noise -> image with cross-attention to the "
+         "MiniLM tokens, CrossFlow's size and training run", t2i_recipes.T2I_BASELINE_SHAPES),
     NamedCheckpoint("classifier_fashion", "Fashion-MNIST classifier trained on the real training photos: the "
-                    "class-accuracy referee", lambda p: p.classifier_fashion, lambda r: FashionClassifier(r.model),
-                    _train_plain(fashion.train_classifier), _evaluate_plain(fashion.evaluate_classifier)),
-    NamedCheckpoint("t2i_fashion", "CrossFlow text-to-image on Fashion-MNIST (captions from class names)",
-                    lambda p: p.t2i_fashion, _flow_model, _train_fashion, _evaluate_fashion),
-    NamedCheckpoint("t2i_baseline_fashion", "standard flow matching on Fashion-MNIST, CrossFlow's size and "
-                    "training run", lambda p: p.t2i_baseline_fashion, _flow_model, _train_fashion,
-                    _evaluate_fashion),
+                    "class-accuracy referee", CLASSIFIER, t2i_recipes.CLASSIFIER_FASHION),
+    _t2i("t2i_fashion", "CrossFlow text-to-image on Fashion-MNIST (captions from class names)",
+         t2i_recipes.T2I_FASHION),
+    _t2i("t2i_baseline_fashion", "standard flow matching on Fashion-MNIST, CrossFlow's size and training run",
+         t2i_recipes.T2I_BASELINE_FASHION),
     NamedCheckpoint("t2i_folder", "CrossFlow text-to-image on your own image-caption folder with local pretrained "
                     "parts (CLIP / T5 / MiniLM text tower, SD-VAE; docs/SCALING_UP.md); paper-sized in the paper "
-                    "profile", lambda p: p.t2i_folder, _flow_model, _train_folder, _evaluate_folder),
+                    "profile", FOLDER_TEXT_TO_IMAGE, t2i_recipes.T2I_FOLDER, local=t2i_recipes.with_local_parts),
     NamedCheckpoint("depth_crossflow", "CrossFlow monocular depth on DepthWorld: Image VE (RGB -> depth-shaped "
-                    "Gaussian) + UNet velocity, no condition input", lambda p: p.depth_crossflow, _flow_model,
-                    _train_depth, _evaluate_depth),
+                    "Gaussian) + UNet velocity, no condition input", DEPTH, depth_recipes.DEPTH_CROSSFLOW),
     NamedCheckpoint("depth_baseline", "standard flow matching for depth (Marigold-style): noise -> depth, RGB "
-                    "concatenated; CrossFlow's size and training run", lambda p: p.depth_baseline, _flow_model,
-                    _train_depth, _evaluate_depth),
+                    "concatenated; CrossFlow's size and training run", DEPTH, depth_recipes.DEPTH_BASELINE),
     NamedCheckpoint("depth_regression", "regression baseline for depth: the baseline's UNet predicting log depth "
-                    "directly (L1)", lambda p: p.depth_regression, _flow_model, _train_depth, _evaluate_depth),
+                    "directly (L1)", DEPTH, depth_recipes.DEPTH_REGRESSION),
     NamedCheckpoint("sr_crossflow", "CrossFlow 4x super-resolution of photo patches (8 -> 32 px): flows from the "
-                    "bicubic-upsampled low-res image itself; UNet, no concatenated input", lambda p: p.sr_crossflow,
-                    _flow_model, _train_sr, _evaluate_sr),
+                    "bicubic-upsampled low-res image itself; UNet, no concatenated input", SUPER_RESOLUTION,
+                    sr_recipes.SR_CROSSFLOW),
     NamedCheckpoint("sr_baseline", "standard flow matching for super-resolution: noise -> high-res, the upsampled "
-                    "image concatenated (SR3-style); CrossFlow's UNet and training run", lambda p: p.sr_baseline,
-                    _flow_model, _train_sr, _evaluate_sr),
+                    "image concatenated (SR3-style); CrossFlow's UNet and training run", SUPER_RESOLUTION,
+                    sr_recipes.SR_BASELINE),
     NamedCheckpoint("sr_regression", "regression baseline for super-resolution: the same UNet predicting the high-res "
-                    "patch in one pass", lambda p: p.sr_regression, _flow_model, _train_sr, _evaluate_sr),
+                    "patch in one pass", SUPER_RESOLUTION, sr_recipes.SR_REGRESSION),
     NamedCheckpoint("text_autoencoder_shapes", "text autoencoder for captioning: Text VE (MiniLM tokens -> 8 x 4 x 4 "
                     "Gaussian text latent) + non-autoregressive text decoder, rich ShapesWorld captions",
-                    lambda p: p.text_autoencoder_shapes, lambda r: TextAutoencoder(r.model),
-                    lambda r, name, p: captioning.train_text_autoencoder(r, name, p.device),
-                    lambda m, r, p: captioning.evaluate_text_autoencoder(m, r)),
-    NamedCheckpoint("caption_crossflow", "CrossFlow image -> text: Image VE (image latent -> text-latent-shaped "
-                    "Gaussian) + velocity transformer, no cross-attention; decoded by text_autoencoder_shapes",
-                    lambda p: p.caption_crossflow, lambda r: captioning.build_captioner(r.model), _train_captioner,
-                    _evaluate_captioner),
-    NamedCheckpoint("caption_baseline", "standard flow matching for captioning: noise -> text latent, cross-attention "
-                    "to the image's patches; CrossFlow's size and steps, the same decoder",
-                    lambda p: p.caption_baseline, lambda r: captioning.build_captioner(r.model), _train_captioner,
-                    _evaluate_captioner),
-    NamedCheckpoint("caption_direct", "direct captioner: image -> the non-autoregressive text decoder, trained end to "
-                    "end; CrossFlow's size and steps", lambda p: p.caption_direct,
-                    lambda r: captioning.build_captioner(r.model), _train_captioner, _evaluate_captioner),
-    NamedCheckpoint("caption_autoregressive", "autoregressive transformer captioner (word by word, cross-attention to "
-                    "the image's patches); CrossFlow's size and steps", lambda p: p.caption_autoregressive,
-                    lambda r: captioning.build_captioner(r.model), _train_captioner, _evaluate_captioner),
+                    TEXT_AUTOENCODER, caption_recipes.TEXT_AUTOENCODER_SHAPES),
+    _captioner("caption_crossflow", "CrossFlow image -> text: Image VE (image latent -> text-latent-shaped Gaussian) + "
+               "velocity transformer, no cross-attention; decoded by text_autoencoder_shapes",
+               caption_recipes.CAPTION_CROSSFLOW),
+    _captioner("caption_baseline", "standard flow matching for captioning: noise -> text latent, cross-attention to "
+               "the image's patches; CrossFlow's size and steps, the same decoder", caption_recipes.CAPTION_BASELINE),
+    _captioner("caption_direct", "direct captioner: image -> the non-autoregressive text decoder, trained end to end; "
+               "CrossFlow's size and steps", caption_recipes.CAPTION_DIRECT),
+    _captioner("caption_autoregressive", "autoregressive transformer captioner (word by word, cross-attention to the "
+               "image's patches); CrossFlow's size and steps", caption_recipes.CAPTION_AUTOREGRESSIVE),
 )}
 
 
-@dataclass(frozen=True)
-class Study:
-    """A study command (``python -m crossflow_mini reproduce NAME``): writes ``data/results/NAME.json``, ships no
-    checkpoint. ``run(profile)`` returns ``(config, metrics)``."""
+# ------------------------------------------------------------------------------------------------ names
+class UnknownCheckpointError(KeyError):
+    """A name that is neither a named checkpoint nor a named run in the cache."""
 
-    description: str
-    run: Callable[[Profile], tuple[Any, dict[str, Any]]]
-
-
-def _run_ablation(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    base = profile.t2i_shapes_flatten  # the paper's Table 3a/3b are about its own Text VE
-    return profile.t2i_ablation, ablation.run_ablation(base, profile.t2i_ablation, _autoencoder(base, profile),
-                                                       _judge(profile), device=profile.device)
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
-def _run_comparison(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    classifier, meta = find("classifier_fashion", profile)
-    referees = {"autoencoder_shapes": _autoencoder(profile.t2i_shapes, profile),
-                "autoencoder_fashion": _autoencoder(profile.t2i_fashion, profile),
-                "judge": _judge(profile), "classifier": classifier,
-                "classifier_accuracy": meta["metrics"]["test_accuracy"]}
-    cfg = {"compare": profile.t2i_compare, **{name: getattr(profile, name) for name in compare.CHECKPOINTS.values()}}
-    return cfg, compare.run_comparison(profile, lambda name, recipe: find(name, profile, recipe=recipe), referees,
-                                       profile.device)
+def closest(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``known`` (or nothing)."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def _run_scaling(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    cfg = {"scaling": profile.t2i_scaling, "crossflow_base": profile.t2i_shapes,
-           "baseline_base": profile.t2i_baseline_shapes}
-    return cfg, compare.run_scaling(profile, _autoencoder(profile.t2i_shapes, profile), _judge(profile),
-                                    profile.device)
-
-
-def _run_depth(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    recipes = {name: getattr(profile, name) for name in depth.CHECKPOINTS.values()}
-    return {"eval": profile.depth_eval, **recipes}, depth.run_study(lambda name: find(name, profile), recipes,
-                                                                    profile.depth_eval, profile.device)
-
-
-def _run_sr(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    recipes = {name: getattr(profile, name) for name in ("sr_regression", "sr_baseline", "sr_crossflow")}
-    cfg = {"study": profile.sr_study, "eval": profile.sr_eval, **recipes}
-    return cfg, sr_task.run_sr_study(recipes, profile.sr_study, profile.sr_eval,
-                                     lambda name, recipe: find(name, profile, recipe=recipe), profile.device)
-
-
-def _run_captioning(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    names = ("text_autoencoder_shapes", *captioning_study.CAPTIONERS)
-    cfg = {"study": profile.caption_study, "eval": profile.caption_eval, **{n: getattr(profile, n) for n in names}}
-    t2i_name = "t2i_shapes" if profile.caption_study.cycle_per_kind else None
-    return cfg, captioning_study.run_study(
-        lambda name: find(name, profile), {n: getattr(profile, n) for n in names}, _autoencoder(
-            profile.caption_crossflow, profile), profile.caption_eval, profile.caption_study,
-        _judge(profile) if t2i_name else None, t2i_name and _t2i_pipeline(profile), profile.device)
-
-
-def _run_captioning_schedule(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    recipe = profile.caption_crossflow
-    cfg = {"schedule": profile.caption_schedule, "eval": profile.caption_eval, "caption_crossflow": recipe}
-    return cfg, captioning_schedule.run_schedules(recipe, _text_autoencoder(recipe, profile),
-                                                  _autoencoder(recipe, profile), profile.caption_schedule,
-                                                  profile.caption_eval, device=profile.device)
-
-
-def _run_variants(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    base = profile.t2i_shapes_flatten  # every row is the paper's design with its overrides
-    cfg = {"variants": profile.t2i_variants, "crossflow_base": base, "baseline_base": profile.t2i_baseline_shapes}
-    return cfg, variants.run_variants(base, profile.t2i_baseline_shapes, profile.t2i_variants,
-                                      _autoencoder(base, profile), _judge(profile), profile.device)
-
-
-def _run_arithmetic(profile: Profile) -> tuple[Any, dict[str, Any]]:
-    """The study on the shipped model, and its Table 8 rows again on the paper-head reference model (the same cases
-    and controls; no strength sweep or interpolation), so the two Text VE heads can be compared."""
-    reference = dataclasses.replace(profile.arithmetic, sweep_cases=0, interpolation_pairs=0)
-    cfg = {"arithmetic": profile.arithmetic, "t2i_shapes": profile.t2i_shapes,
-           "reference": {"arithmetic": reference, "t2i_shapes_flatten": profile.t2i_shapes_flatten}}
-    judge = _judge(profile)
-    out = arithmetic.run_arithmetic(_t2i_pipeline(profile), judge, profile.arithmetic)
-    ref_pipe = _t2i_pipeline(profile, "t2i_shapes_flatten")
-    ref = arithmetic.run_arithmetic(ref_pipe, judge, reference)
-    out["reference"] = {"checkpoint": "t2i_shapes_flatten", "recipe_hash": config_hash(ref_pipe.recipe),
-                        **{k: ref[k] for k in ("sampler", "kinds", "trivial", "controls", "table8", "seconds")}}
-    return cfg, out
-
-
-def _t2i_pipeline(profile: Profile, name: str = "t2i_shapes"):
-    from .pipelines import CrossFlowPipeline
-
-    return CrossFlowPipeline.from_pretrained(name, profile)
-
-
-STUDIES: dict[str, Study] = {
-    "t2i_ablation": Study("mini paper Table 3a/3b: plain encoder vs encoder + noise vs Text VE, and the Text VE's "
-                          "loss", _run_ablation),
-    "t2i_comparison": Study("CrossFlow vs standard flow matching at equal size and steps on ShapesWorld and "
-                            "Fashion-MNIST: mini-GenEval, class accuracy, FID with floor, ms/image", _run_comparison),
-    "t2i_scaling": Study("mini paper Fig. 3: both methods at 3 sizes x 3 training lengths, mini-GenEval",
-                         _run_scaling),
-    "t2i_variants": Study("what it takes for CrossFlow to compose: Text VE variants (the paper's, the public code's KL, "
-                          "a patch-query head, alignment to the image latent, ...) beside the baseline at one budget, "
-                          "mini-GenEval on test prompts", _run_variants),
-    "depth": Study("mini paper Table 5: CrossFlow vs standard flow matching vs regression on DepthWorld (test split, "
-                   "as predicted and aligned) and zero-shot on the Middlebury Motorcycle", _run_depth),
-    "sr": Study("mini paper Table 6: 4x super-resolution of photo patches - bicubic, regression (L1, L2), standard "
-                "flow matching, CrossFlow from the upsampled image (sources: none / fixed noise / VE); PSNR, SSIM, "
-                "FID and KID with floors", _run_sr),
-    "captioning": Study("mini paper Table 4: CrossFlow image -> text vs standard flow matching, the direct and the "
-                        "autoregressive captioner (BLEU-4, ROUGE-L, CIDEr-D, scene accuracy by parsing), the text "
-                        "autoencoder's reconstruction, and the cycle text -> image -> text", _run_captioning),
-    "captioning_schedule": Study("the CrossFlow captioner's training schedule, measured once: text autoencoder frozen "
-                                 "(shipped) vs trained jointly with the flow, same start and steps",
-                                 _run_captioning_schedule),
-    "arithmetic": Study("mini paper Table 8 and Fig. 5-6: latent addition, subtraction and attribute edits with the "
-                        "shipped t2i_shapes model, judged (held-out combinations apart), beside the trivial answer; "
-                        "the strength sweep; lerp / slerp interpolation read along the path", _run_arithmetic),
-}
-#: Names that stand for several studies (``reproduce t2i`` runs the comparison and the scaling study).
-STUDY_GROUPS: dict[str, tuple[str, ...]] = {"t2i": ("t2i_comparison", "t2i_scaling")}
-
-
-# ------------------------------------------------------------------------------------------------ finding
 def get(name: str) -> NamedCheckpoint:
-    """The named checkpoint ``name``; an unknown name lists the known ones."""
+    """The named checkpoint ``name``; an unknown name lists the known ones (and the closest)."""
     if name not in CHECKPOINTS:
-        raise KeyError(f"unknown checkpoint {name!r}; known: {', '.join(sorted(CHECKPOINTS))} "
-                       f"(`python -m crossflow_mini list`)")
+        raise UnknownCheckpointError(
+            f"unknown checkpoint {name!r}.{closest(name, list(CHECKPOINTS))} Known: {', '.join(sorted(CHECKPOINTS))} "
+            f"(`python -m crossflow_mini list`)")
     return CHECKPOINTS[name]
 
 
-def find(name: str, profile: Profile | None = None, *, recipe: Any = None) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The checkpoint ``name`` built from ``recipe`` (default: the profile's recipe for it) and its ``config.json``
-    (with the metrics measured when it was trained, e.g. the guidance scale chosen on validation prompts).
+def _has_field(cfg: Any, name: str) -> bool:
+    return dataclasses.is_dataclass(cfg) and name in {f.name for f in dataclasses.fields(cfg)}
 
-    Shipped weights, then the cache, then - where ``profile.train_missing`` allows it - a training run whose
-    result goes to the cache. The model comes back in eval mode on ``profile.device``."""
+
+def recipe(name: str, profile: Profile | None = None, overrides: dict[str, Any] | None = None) -> Any:
+    """The recipe of checkpoint ``name`` for ``profile`` (default: the active one): the shipped recipe (its task's
+    ``recipe.py``), the profile's size overrides, the profile's recipes of the checkpoints it builds on, then
+    ``overrides`` (dot-paths, as ``--set``)."""
     profile = profile or get_profile()
     entry = get(name)
-    recipe = entry.recipe(profile) if recipe is None else recipe
-    model, meta = checkpoints.load_or_train(name, recipe, entry.build, lambda r: entry.train(r, name, profile),
+    r = entry.recipe
+    sized = profile.recipes.get(name)
+    if isinstance(sized, dict):
+        r = with_overrides(r, sized)
+    elif sized is not None:
+        r = sized
+    deps = {key: recipe(dep, profile) for key, dep in entry.needs.items()
+            if _has_field(r, key) and getattr(r, key) is not None}
+    if deps:
+        r = dataclasses.replace(r, **deps)
+    if entry.local is not None:
+        r = entry.local(r)
+    return with_overrides(r, overrides) if overrides else r
+
+
+_recipe_of = recipe  # for functions whose ``recipe`` argument hides the function
+
+
+def named_run_dirs(name: str) -> list[Path]:
+    """Cached folders of a run trained with overrides under its own name (``train BASE --set ... --name NAME``),
+    newest first."""
+    root = cache_dir() / "checkpoints"
+    found = [d for d in root.glob(f"{name}-*") if (d / checkpoints.CONFIG_FILE).exists()] if root.exists() else []
+    return sorted(found, key=lambda d: d.stat().st_mtime, reverse=True)
+
+
+def named_run(name: str) -> tuple[NamedCheckpoint, Any, Path]:
+    """``(base entry, recipe, folder)`` of the newest run trained under ``name`` with overrides."""
+    for directory in named_run_dirs(name):
+        meta = checkpoints.read_meta(directory, name)
+        base = meta.get("base")
+        if meta.get("name") == name and base in CHECKPOINTS:
+            entry = CHECKPOINTS[base]
+            try:
+                r = from_dict(type(entry.recipe), meta["config"])
+            except (ValueError, TypeError) as err:
+                raise checkpoints.CheckpointMismatchError(
+                    f"the run {name!r} in {directory} was written by another version of crossflow_mini ({err}); "
+                    f"train it again: `python -m crossflow_mini train {base} --set ... --name {name}`") from err
+            return entry, r, directory
+    known = sorted(CHECKPOINTS)
+    raise UnknownCheckpointError(f"unknown checkpoint {name!r}: it is not a named checkpoint "
+                                 f"({', '.join(known)}) and no run was trained under that name "
+                                 f"(`python -m crossflow_mini train BASE --set KEY=VALUE --name {name}`).{closest(name, known)}")
+
+
+# ------------------------------------------------------------------------------------------------ finding
+def _needs(entry: NamedCheckpoint, r: Any, profile: Profile, allow_train: bool) -> dict[str, torch.nn.Module]:
+    """The models the task is given, by keyword: each dependency at the recipe the registry filled in."""
+    out = {}
+    sub = profile if allow_train else dataclasses.replace(profile, train_missing=False)
+    for key, dep in entry.needs.items():
+        dep_recipe = getattr(r, key, None) if _has_field(r, key) else None
+        if _has_field(r, key) and dep_recipe is None:
+            continue  # e.g. the direct captioner has no text autoencoder
+        out[key] = load(dep, sub, recipe=dep_recipe)
+    return out
+
+
+def _train_fn(entry: NamedCheckpoint, name: str, profile: Profile) -> Callable[[Any], tuple[torch.nn.Module, dict]]:
+    """``recipe -> (model, metrics)``: train (timed, resumable under ``name``) and measure. A helper process of a
+    multi-process run trains its share and measures nothing."""
+
+    def run(r: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+        needs = _needs(entry, r, profile, allow_train=True)
+        result, record = common.timed_fit(lambda: entry.task.train(r, name=name, device=profile.device, **needs),
+                                          r.train.steps, r.train.batch_size, profile.device)
+        if not distributed.is_main_process():
+            return result.model, {}
+        sizes = getattr(profile, entry.task.sizes) if entry.task.sizes else None
+        metrics = entry.task.evaluate(result.ema, r, sizes=sizes, device=profile.device, **needs)
+        return result.ema, {**record, **metrics}
+
+    return run
+
+
+def find(name: str, profile: Profile | None = None, *, recipe: Any = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The checkpoint ``name`` built from ``recipe`` (default: :func:`recipe` for the profile) and its ``config.json``
+    (with the metrics measured when it was trained, ``sampling`` and ``directory``).
+
+    Shipped weights, then the cache, then - where ``profile.train_missing`` allows it - a training run whose result
+    goes to the cache. A name that is not a named checkpoint may be a run trained with overrides under that name.
+    The model comes back in eval mode on ``profile.device``."""
+    profile = profile or get_profile()
+    if name not in CHECKPOINTS and recipe is None:
+        entry, r, directory = named_run(name)
+        state, meta = checkpoints.load_checkpoint(directory, r, name=name)
+        model = entry.task.build(r)
+        model.load_state_dict(state)
+        meta = checkpoints.attach(model, directory, r, meta)
+        return model.to(profile.device).eval(), meta
+    entry = get(name)
+    r = _recipe_of(name, profile) if recipe is None else recipe
+    model, meta = checkpoints.load_or_train(name, r, entry.task.build, _train_fn(entry, name, profile),
                                             allow_train=profile.train_missing)
     return model.to(profile.device).eval(), meta
 
@@ -364,141 +311,186 @@ def load(name: str, profile: Profile | None = None, *, recipe: Any = None) -> to
     return find(name, profile, recipe=recipe)[0]
 
 
-# ---------------------------------------------------------------------------------------------- commands
-def run_study(name: str, profile: Profile | None = None) -> dict[str, Any]:
-    """Run the study ``name`` (see :data:`STUDIES`) for ``profile`` and write its results file."""
+def folder(name: str, profile: Profile | None = None, *, recipe: Any = None) -> Path:
+    """The folder holding the weights of ``name`` for the profile (found, or trained where the profile allows)."""
+    return Path(find(name, profile, recipe=recipe)[1]["directory"])
+
+
+def components(name: str, profile: Profile | None = None, pipeline: str | None = None) -> dict[str, Path]:
+    """The folders a pipeline loads for checkpoint ``name``: ``"flow"`` (its own weights) and each checkpoint whose
+    recipe its recipe embeds (``autoencoder``, ``text_autoencoder``). ``pipeline``: the pipeline class asking; a
+    checkpoint it does not serve is a ``ValueError`` naming the ones it does."""
     profile = profile or get_profile()
-    if name not in STUDIES:
-        raise KeyError(f"unknown study {name!r}; known: {', '.join(sorted(STUDIES))}")
-    cfg, metrics = STUDIES[name].run(profile)
-    if profile.name != "smoke":  # smoke runs only check that the study works
-        write_study(name, profile, cfg, metrics)
-    return metrics
-
-
-def write_study(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any]) -> Path:
-    """Write ``data/results/<name>.json`` for a study: its metrics, its config and the command."""
-    return _write_blob(name, profile, cfg, metrics, "reproduce", {})
-
-
-def results_path(name: str) -> Path:
-    return RESULTS_DIR / f"{name}.json"
-
-
-def load_results(name: str) -> dict[str, Any]:
-    """The stored ``data/results/<name>.json`` (what a notebook shows when it does not rerun a study)."""
-    path = results_path(name)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; create it with `CROSSFLOW_PROFILE=full python -m "
-                                f"crossflow_mini {'reproduce' if name in STUDIES else 'train'} {name}`")
-    return json.loads(path.read_text())
-
-
-def results_for(name: str, profile: Profile | None = None) -> dict[str, Any]:
-    """What a notebook shows as the stored result of ``name`` (a study or a checkpoint).
-
-    ``data/results/<name>.json`` where it exists. Under the ``smoke`` profile, before the full results exist, the
-    study (or the checkpoint's own measurements) is run at smoke size instead and returned without being written,
-    so that every notebook runs end to end in CI; its ``profile`` says ``smoke``. Any other profile raises the
-    :func:`load_results` error that names the command."""
-    profile = profile or get_profile()
-    if results_path(name).exists() or profile.name != "smoke":
-        return load_results(name)
-    if name in STUDIES:
-        cfg, metrics = STUDIES[name].run(profile)
-        verb = "reproduce"
+    if name in CHECKPOINTS:
+        entry, r = get(name), _recipe_of(name, profile)
+        flow = None
     else:
-        cfg, (_, meta) = get(name).recipe(profile), find(name, profile)
-        metrics, verb = meta["metrics"], "train"
-    return {"name": name, "profile": profile.name, "config_hash": config_hash(cfg), "config": to_dict(cfg),
-            "command": f"CROSSFLOW_PROFILE=smoke python -m crossflow_mini {verb} {name}", "metrics": metrics}
-
-
-def write_results(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any], checkpoint_dir: Path) -> Path:
-    """Write ``data/results/<name>.json``: the metrics, the config they belong to, and the command."""
-    try:
-        where = str(checkpoint_dir.relative_to(ROOT))
-    except ValueError:
-        where = checkpoint_dir.name
-    return _write_blob(name, profile, cfg, metrics, "train", {"checkpoint": where})
-
-
-def _write_blob(name: str, profile: Profile, cfg: Any, metrics: dict[str, Any], verb: str,
-                extra: dict[str, Any]) -> Path:
-    blob = {"name": name, "profile": profile.name, "config_hash": config_hash(cfg), **extra,
-            "command": f"CROSSFLOW_PROFILE={profile.name} python -m crossflow_mini {verb} {name}",
-            "metrics": metrics, "config": to_dict(cfg),
-            "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                            "device": str(profile.device), "machine": platform.machine(),
-                            "python": platform.python_version(), **_parallel_environment()}}
-    path = results_path(name)
-    atomic_write_text(path, json.dumps(blob, indent=2) + "\n")
-    return path
-
-
-def _parallel_environment() -> dict[str, Any]:
-    """The processes and mixed precision of a run, where they are not the default one fp32 process."""
-    parallel, n = distributed.ParallelConfig.from_env(), distributed.num_processes()
-    out: dict[str, Any] = {"processes": n} if n > 1 else {}
-    if parallel != distributed.ParallelConfig():
-        out |= {"mixed_precision": parallel.mixed_precision, "grad_accum": parallel.grad_accum}
+        entry, r, flow = named_run(name)
+    if pipeline is not None and entry.task.pipeline != pipeline:
+        served = sorted(n for n, e in CHECKPOINTS.items() if e.task.pipeline == pipeline)
+        where = f"the {entry.task.pipeline} serves it" if entry.task.pipeline else \
+            f"load it with crossflow_mini.registry.load({entry.name!r})"
+        raise ValueError(f"{name!r} is a {entry.task.name} checkpoint ({entry.description}), which {pipeline} does not "
+                         f"serve ({where}); {pipeline} serves {', '.join(served)}")
+    out = {"flow": Path(flow) if flow is not None else folder(name, profile, recipe=r)}
+    for key, dep in entry.needs.items():
+        if _has_field(r, key) and getattr(r, key) is not None:
+            out[key] = folder(dep, profile, recipe=getattr(r, key))
     return out
 
 
-def train_and_save(name: str, profile: Profile | None = None, ship: bool | None = None,
-                   fresh: bool = False) -> tuple[Path, dict]:
-    """Train ``name`` (resuming an interrupted run unless ``fresh``), save it, and write its results.
+def missing(name: str, profile: Profile | None = None, overrides: dict[str, Any] | None = None) -> list[str]:
+    """The checkpoints ``name`` builds on (recursively, dependencies first) that are neither shipped nor cached for
+    the profile's recipes."""
+    profile = profile or get_profile()
+    entry, r = get(name), recipe(name, profile, overrides)
+    out: list[str] = []
+    for key, dep in entry.needs.items():
+        dep_recipe = getattr(r, key) if _has_field(r, key) else recipe(dep, profile)
+        if dep_recipe is None:
+            continue
+        for sub in missing(dep, profile):
+            if sub not in out:
+                out.append(sub)
+        if not any(checkpoints.matches(d, dep_recipe) for d in (checkpoints.shipped_dir(dep),
+                                                                 checkpoints.cached_dir(dep, dep_recipe))):
+            if dep not in out:
+                out.append(dep)
+    return out
 
-    With the shipped config (``course``/``full`` profiles) the weights go to ``data/checkpoints/<name>`` and
-    the metrics to ``data/results/<name>.json``; a ``smoke`` run only fills the cache."""
+
+# ---------------------------------------------------------------------------------------------- training
+def train_and_save(name: str, profile: Profile | None = None, *, overrides: dict[str, Any] | None = None,
+                   run_name: str | None = None, overwrite: bool = False, fresh: bool = False) -> tuple[Path, dict]:
+    """Train checkpoint ``name`` (resuming an interrupted run unless ``fresh``), measure it and save it.
+
+    By default the result goes to the cache (``data/cache/checkpoints/<name>-<hash>``), which :func:`find` reads
+    next; ``overwrite=True`` ships it instead: ``data/checkpoints/<name>`` and ``data/results/<name>.json`` (only for
+    the course / full / paper profiles, and only for the recipe as written - not with ``overrides``). With
+    ``overrides`` the run gets its own ``run_name`` (required), so a shipped checkpoint is never replaced; it is found
+    again by that name (:func:`find`, ``from_pretrained``). Returns ``(folder, metrics)``."""
     profile = profile or get_profile()
     entry = get(name)
-    recipe = entry.recipe(profile)
+    if overrides and not run_name:
+        raise ValueError(f"a run with --set overrides needs its own name: add --name (e.g. --name {name}_custom), so "
+                         f"that it never replaces the shipped {name!r}")
+    if run_name is not None:
+        if run_name in CHECKPOINTS:
+            raise ValueError(f"--name {run_name!r} is a named checkpoint; choose a new name for your run")
+        if not run_name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"--name {run_name!r}: use letters, digits, '_' and '-' only")
+    if overwrite and (overrides or profile.name == "smoke"):
+        raise ValueError("--overwrite ships the recipe as written (course / full profile): it cannot be combined with "
+                         "--set or the smoke profile")
+    r = recipe(name, profile, overrides)
+    out_name = run_name or name
     if fresh:
         with distributed.main_process_first():  # one process deletes the old run, before any process reads it
             if distributed.is_main_process():
-                shutil.rmtree(checkpoints.run_dir(name, recipe), ignore_errors=True)
-    ship = profile.name != "smoke" if ship is None else ship
-    out = checkpoints.shipped_dir(name) if ship else checkpoints.cached_dir(name, recipe)
+                shutil.rmtree(checkpoints.run_dir(out_name, r), ignore_errors=True)
+    out = checkpoints.shipped_dir(name) if overwrite else checkpoints.cached_dir(out_name, r)
     if distributed.num_processes() > 1:  # under `accelerate launch`: every process trains, the main one saves
-        _ready_for_processes(recipe, profile)
+        _ready_for_processes(entry, r, profile)
         if not distributed.is_main_process():
-            entry.train(recipe, name, profile)
+            needs = _needs(entry, r, profile, allow_train=False)
+            entry.task.train(r, name=out_name, device=profile.device, **needs)
             return out, {}
-    _, meta = checkpoints.load_or_train(name, recipe, entry.build, lambda r: entry.train(r, name, profile),
-                                        force_train=True, output_dir=out)
-    if ship:
-        write_results(name, profile, recipe, meta["metrics"], out)
-    return out, meta["metrics"]
+    extra = {"base": name, "overrides": overrides} if run_name else None
+    command = f"python -m crossflow_mini --profile {profile.name} train {name}" + "".join(
+        f" --set {k}={v!r}" for k, v in (overrides or {}).items()) + (f" --name {run_name}" if run_name else "")
+    model, metrics = _train_fn(entry, out_name, profile)(r)
+    checkpoints.save_checkpoint(out, model.state_dict(), r, name=out_name, kind=type(model).__name__,
+                                metrics=metrics, sampling=checkpoints.trained_sampling(r, metrics), extra=extra,
+                                command=command)
+    if overwrite:
+        write_checkpoint_results(name, profile, r, metrics, out)
+    return out, metrics
 
 
-def _ready_for_processes(recipe: Any, profile: Profile) -> None:
-    """Before a multi-process training run: the checkpoints it builds on must exist (training one would need all
-    the processes at once), and the main process fills the data caches first, which the others then read."""
-    if isinstance(recipe, t2i_folder.FolderT2IRecipe):  # pretrained parts only: nothing to train first
-        with distributed.main_process_first():
-            t2i_folder.prepare(recipe, "train", device=profile.device)
-        return
-    if not isinstance(recipe, t2i.T2IRecipe):
-        return
-    referee = "judge_shapes" if recipe.autoencoder.dataset == "shapes" else "classifier_fashion"
-    no_training = dataclasses.replace(profile, train_missing=False)
-    for dep, dep_recipe in ((f"autoencoder_{recipe.autoencoder.dataset}", recipe.autoencoder), (referee, None)):
-        try:
-            find(dep, no_training, recipe=dep_recipe)
-        except (checkpoints.CheckpointNotFoundError, checkpoints.CheckpointMismatchError) as err:
-            raise checkpoints.CheckpointNotFoundError(
-                f"a multi-process run trains one checkpoint; {dep!r}, which it builds on, is missing for this "
-                f"profile's config. Train it first "
-                f"with one process (`python -m crossflow_mini --profile {profile.name} train {dep}`), then launch "
-                f"again") from err
+def write_checkpoint_results(name: str, profile: Profile, r: Any, metrics: dict[str, Any], directory: Path) -> Path:
+    """``data/results/<name>.json`` of a shipped checkpoint: its metrics, recipe, sampling and command."""
+    try:
+        where = str(Path(directory).resolve().relative_to(ROOT))
+    except ValueError:
+        where = Path(directory).name
+    sampling = checkpoints.read_sampling(directory)
+    extra: dict[str, Any] = {"checkpoint": where}
+    if sampling is not None:
+        extra["sampling"] = dataclasses.asdict(sampling)
+    return write_results(name, profile.name, r, metrics, "train", profile.device, **extra)
+
+
+def promote(name: str, profile: Profile | None = None) -> Path:
+    """Ship the cached checkpoint of ``name`` (trained with ``train NAME``, same profile): copy it to
+    ``data/checkpoints/<name>`` and write ``data/results/<name>.json`` from the metrics it recorded."""
+    profile = profile or get_profile()
+    r = recipe(name, profile)
+    source = checkpoints.cached_dir(name, r)
+    if not (source / checkpoints.WEIGHTS_FILE).exists():
+        raise checkpoints.CheckpointNotFoundError(
+            f"no trained {name!r} in the cache for the {profile.name} profile's recipe ({source}); train it first: "
+            f"`python -m crossflow_mini --profile {profile.name} train {name}`")
+    _, meta = checkpoints.load_checkpoint(source, r, name=name)  # refuses a damaged or mismatched copy
+    target = checkpoints.shipped_dir(name)
+    tmp = target.with_name(target.name + ".promoting")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    write_checkpoint_results(name, profile, r, meta["metrics"], target)
+    return target
+
+
+def _ready_for_processes(entry: NamedCheckpoint, r: Any, profile: Profile) -> None:
+    """Before a multi-process training run: the checkpoints it builds on must exist (training one would need all the
+    processes at once), and the main process fills the data caches first, which the others then read."""
+    gaps = [dep for dep in missing(entry.name, profile)]
+    if gaps:
+        raise checkpoints.CheckpointNotFoundError(
+            f"a multi-process run trains one checkpoint; {', '.join(repr(g) for g in gaps)}, which it builds on, "
+            f"{'is' if len(gaps) == 1 else 'are'} missing for this profile's recipes. Train "
+            f"{'it' if len(gaps) == 1 else 'them'} first with one process: "
+            + "; ".join(f"`python -m crossflow_mini --profile {profile.name} train {g}`" for g in gaps)
+            + ", then launch again")
     with distributed.main_process_first():
-        t2i.prepare(recipe, "train", _autoencoder(recipe, profile))
+        if isinstance(r, t2i_recipes.FolderT2IRecipe):  # pretrained parts only: nothing to train first
+            t2i_folder.prepare(r, "train", device=profile.device)
+        elif entry.task is TEXT_TO_IMAGE:
+            needs = _needs(entry, r, profile, allow_train=False)
+            from .tasks.t2i.data import prepare
+
+            prepare(r, "train", needs["autoencoder"])
 
 
 def evaluate(name: str, profile: Profile | None = None) -> dict[str, Any]:
     """Re-measure the checkpoint ``name`` (it must exist for this profile's recipe)."""
     profile = profile or get_profile()
     entry = get(name)
-    recipe = entry.recipe(profile)
-    return entry.evaluate(load(name, profile, recipe=recipe), recipe, profile)
+    r = recipe(name, profile)
+    model = load(name, profile, recipe=r)
+    needs = _needs(entry, r, profile, allow_train=profile.train_missing)
+    sizes = getattr(profile, entry.task.sizes) if entry.task.sizes else None
+    return entry.task.evaluate(model, r, sizes=sizes, device=profile.device, **needs)
+
+
+def describe(name: str, profile: Profile | None = None) -> str:
+    """Where a checkpoint's recipe and weights are, in words (``python -m crossflow_mini show NAME``)."""
+    profile = profile or get_profile()
+    entry = get(name)
+    r = recipe(name, profile)
+    module = type(entry.recipe).__module__
+    lines = [f"{name}: {entry.description}", f"  task: {entry.task.name}; recipe: {module} "
+             f"(hash {config_hash(r)} for the {profile.name} profile)"]
+    if entry.needs:
+        lines.append("  builds on: " + ", ".join(f"{k} = {v}" for k, v in entry.needs.items()))
+    lines.append(f"  shipped folder: {checkpoints.shipped_dir(name)}; results: {results_path(name)}")
+    return "\n".join(lines)
+
+
+__all__ = ["Task", "NamedCheckpoint", "CHECKPOINTS", "UnknownCheckpointError", "closest", "get", "recipe",
+           "named_run_dirs", "named_run", "find", "load", "folder", "components", "missing", "train_and_save",
+           "write_checkpoint_results", "promote", "evaluate", "describe"]

@@ -1,4 +1,5 @@
-"""The standard flow-matching baseline CrossFlow is compared against (paper Table 1, 5, 6, Fig. 3; CROSSFLOW_NOTES 7).
+"""The standard flow-matching baseline CrossFlow is compared against (paper Table 1, 5, 6, Fig. 3; docs/METHOD.md Sec. 3,
+7).
 
 The usual recipe: the flow starts from Gaussian noise and the task's input enters the network as a CONDITION -
 text tokens through cross-attention (:class:`~crossflow_mini.core.transformer.CrossAttentionTransformer`, text to
@@ -20,12 +21,13 @@ means making its network wider until its parameter count matches CrossFlow's enc
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 
 from . import path as flow
 from .flow_model import FlowLoss, FlowModel
-from .guidance import CONDITIONAL, UNCONDITIONAL, check_scale, unconditional_mask
+from .guidance import CONDITIONAL, UNCONDITIONAL, unconditional_mask
 from .networks import build_velocity
 from .params import count_parameters
 from .source import Source, SourceOutput, TokenBatch, batch_size, draw_noise
@@ -36,11 +38,13 @@ from .unet import UNetVelocityConfig
 @dataclass(frozen=True)
 class BaselineConfig:
     """The baseline: its conditioned network, the condition-drop probability of CFG training (the same p as
-    CrossFlow's unconditional share), the default guidance scale, and the flow's time sampler and sigma_min."""
+    CrossFlow's unconditional share), and the flow's time sampler and sigma_min. (Its guidance weight at sampling
+    time is a sampling setting, as CrossFlow's.)"""
+
+    method: ClassVar[str] = "baseline"  # the method's name in tables (tasks.common.method_of)
 
     velocity: CrossAttentionTransformerConfig | UNetVelocityConfig = CrossAttentionTransformerConfig()
     p_uncond: float = 0.1
-    scale: float = 4.0
     time_sampler: str = "uniform"
     sigma_min: float = flow.SIGMA_MIN
 
@@ -52,7 +56,6 @@ class BaselineConfig:
         if isinstance(self.velocity, UNetVelocityConfig) and not self.velocity.cond_channels:
             raise ValueError("the baseline's UNet needs cond_channels > 0: its source is noise, so the condition "
                              "is how the input reaches it")
-        check_scale(self.scale)
 
 
 class BaselineModel(FlowModel):
@@ -62,10 +65,6 @@ class BaselineModel(FlowModel):
         super().__init__()
         self.cfg = cfg
         self.velocity = build_velocity(cfg.velocity)
-
-    @property
-    def default_scale(self) -> float:
-        return self.cfg.scale
 
     def encode(self, source: Source, generator: torch.Generator | None = None) -> SourceOutput:
         """Standard flow matching's source: Gaussian noise of the target's shape (the input is not used here)."""

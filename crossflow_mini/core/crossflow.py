@@ -1,24 +1,27 @@
 """CrossFlow: a source encoder + a velocity network without cross-attention, trained jointly (paper Sec. 4).
 
-One model for any pair of modalities (CROSSFLOW_NOTES Sec. 1-5, 7). Its parts come from configs:
+One model for any pair of modalities (docs/METHOD.md Sec. 1-5, 7). Its parts come from configs:
 
 * ``source`` - the source encoder (:mod:`.source`): the Text VE for text-to-image, an Image VE for depth or
   captioning, the identity (+ noise) for super-resolution. It maps the source to a Gaussian with the TARGET
   latent's shape and owns L_Enc and the KL;
 * ``velocity`` - the velocity network (:mod:`.networks`): the plain patch transformer or a UNet; it sees only
   z_t, t and the CFG indicator, never the source itself;
-* ``guidance`` - the CFG indicator's training share and swap, and the default scale (:mod:`.guidance`);
+* ``guidance`` - the CFG indicator's training share and swap (:mod:`.guidance`);
 * the flow settings: the time sampler and sigma_min (:mod:`.path`).
 
 One loss trains the parts together with one optimiser (paper Table 3e: joint beats two-stage):
 
-    z0 ~ Enc(source)                                    (draw 1: the reparameterised sample)
+    z0 = mu + sigma eps ~ Enc(source)                   (draw 1: the reparameterised sample)
     uncond ~ Bernoulli(p), perm = roll within uncond    (draw 2: CFG - unconditional samples get another's target)
-    z1' = z1[perm],  indicator = (perm == identity)
+    z1', indicator = permute_targets(z1, perm)          (indicator 1 where a sample keeps its own target)
     t ~ U(0, 1)                                         (draw 3; the public code: logit-normal, an option)
-    z_t = (1 - (1 - sigma_min) t) z0 + t z1'
-    L = || v(z_t, t, indicator) - (z1' - (1 - sigma_min) z0) ||^2  +  enc_weight L_Enc(z0, z1)  +  lambda KL
+    z_t = (1 - (1 - sigma_min) t) z0 + t z1'            (path.interpolate)
+    L = || v(z_t, t, indicator) - (z1' - (1 - sigma_min) z0) ||^2          (path.fm_loss)
+        + L_Enc(z0, z1) + lambda KL(mu, sigma) + align_weight || mu - z1 ||^2      (the source encoder's losses)
 
+L_Enc is the paper's contrastive loss (or none); the alignment term is ours (0 in the paper's design, 1 in the
+shipped ShapesWorld model: it pulls the source's mean towards the paired target latent; docs/METHOD.md Sec. 9).
 The FM loss back-propagates into the source encoder too: the source latent is shaped by what the flow needs. The
 contrastive loss sees the true (unswapped) pairs. ``loss`` takes ``t``, ``uncond`` or ``perm`` and a ``generator``
 so that a notebook or a test can replay the draws above by hand and check every term.
@@ -27,13 +30,14 @@ so that a notebook or a test can replay the draws above by hand and check every 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from . import path as flow
 from .flow_model import FlowLoss, FlowModel
-from .guidance import (CONDITIONAL, UNCONDITIONAL, GuidanceConfig, derangement_within, unconditional_mask)
+from .guidance import GuidanceConfig, derangement_within, permute_targets, unconditional_mask
 from .image_ve import ImageVE, ImageVEConfig
 from .networks import build_velocity
 from .source import IdentitySource, IdentitySourceConfig, Source, SourceEncoder, SourceOutput, batch_size
@@ -61,9 +65,11 @@ def build_source(cfg: SourceConfig) -> SourceEncoder:
 class CrossFlowConfig:
     """The whole CrossFlow model: source encoder, velocity network, guidance and flow settings.
 
-    ``time_sampler``: the public code samples t logit-normal (notes Sec. 3; kept as ``"logit_normal"``). At our
+    ``time_sampler``: the public code samples t logit-normal (docs/METHOD.md Sec. 3; kept as ``"logit_normal"``). At our
     scale that starves the start of the path, where the source alone must decide the target, so uniform t is the
     default here (measured: docs/MEASUREMENTS.md, "time sampler")."""
+
+    method: ClassVar[str] = "crossflow"  # the method's name in tables (tasks.common.method_of)
 
     source: SourceConfig = TextVEConfig()
     velocity: CrossFlowVelocityConfig = VelocityTransformerConfig()
@@ -91,10 +97,6 @@ class CrossFlowModel(FlowModel):
         self.cfg = cfg
         self.source = build_source(cfg.source)
         self.velocity = build_velocity(cfg.velocity)
-
-    @property
-    def default_scale(self) -> float:
-        return self.cfg.guidance.scale
 
     def encode(self, source: Source, generator: torch.Generator | None = None) -> SourceOutput:
         """z0 (and mu, logvar) of a batch of sources: the flow's starting points."""
@@ -132,9 +134,7 @@ class CrossFlowModel(FlowModel):
             perm = perm.to(device)
             if uncond is not None or sorted(perm.tolist()) != list(range(b)):
                 raise ValueError("give either uncond or perm, and perm must be a permutation of the batch")
-        swapped = perm != torch.arange(b, device=device)
-        indicator = torch.where(swapped, UNCONDITIONAL, CONDITIONAL).long()
-        z1 = target[perm]
+        z1, indicator = permute_targets(target, perm)
         if t is None:
             t = flow.sample_time(self.cfg.time_sampler, b, generator, device)
         zt = flow.interpolate(out.z0, z1, t, self.cfg.sigma_min)
@@ -142,7 +142,7 @@ class CrossFlowModel(FlowModel):
         enc = self.source.losses(out, source, target, negatives)  # the TRUE pairs
         total = fm + enc["total"]
         parts = {"fm": fm, "enc": enc["enc"], "kl": enc["kl"], "align": enc["align"]}
-        logs = {k: float(v.detach()) for k, v in parts.items()} | {"uncond": float(swapped.float().mean())}
+        logs = {k: float(v.detach()) for k, v in parts.items()} | {"uncond": float((indicator == 0).float().mean())}
         return FlowLoss(total, parts, logs, out.z0, t, indicator)
 
     def training_only(self) -> list[nn.Module]:

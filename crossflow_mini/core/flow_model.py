@@ -19,7 +19,10 @@ through one code path. Subclasses say how to :meth:`FlowModel.encode` a source i
 calling convention of :mod:`.guidance`: ``v(z, t, indicator, **kwargs)``).
 
 ``generate`` and ``flow`` run the network in eval mode and put the model back in the mode it was in (a notebook that
-samples between training steps keeps training).
+samples between training steps keeps training). Their defaults - guidance weight, steps, solver - are the model's
+:attr:`FlowModel.sampling` (a :class:`~crossflow_mini.core.sampling.SamplingConfig`): for a loaded checkpoint, the
+settings chosen on validation data and stored beside its weights; for a new model, ``SamplingConfig()`` (w = 1,
+20 Euler steps). Every call can override any of them.
 """
 
 from __future__ import annotations
@@ -32,10 +35,8 @@ import torch
 from torch import nn
 
 from .guidance import check_scale, make_guided
-from .sampling import SampleResult, check_steps, sample
+from .sampling import SampleResult, SamplingConfig, check_steps, sample
 from .source import Source, SourceOutput, batch_size
-
-DEFAULT_STEPS = 50  # the public code's Euler steps (CROSSFLOW_NOTES Sec. 5); recipes choose their own
 
 
 @dataclass
@@ -69,6 +70,9 @@ class FlowModel(nn.Module):
 
     cfg: Any
     velocity: nn.Module
+    #: The default sampling settings of :meth:`flow` and :meth:`generate` (a checkpoint's ``sampling.json`` when
+    #: loaded through the registry or a pipeline). Not a parameter or buffer: the weights do not depend on it.
+    sampling: SamplingConfig = SamplingConfig()
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -77,10 +81,6 @@ class FlowModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
-
-    @property
-    def default_scale(self) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     # -- what subclasses define
     def encode(self, source: Source, generator: torch.Generator | None = None) -> SourceOutput:  # pragma: no cover
@@ -107,14 +107,16 @@ class FlowModel(nn.Module):
 
     @torch.no_grad()
     def flow(self, z0: torch.Tensor, condition: Source | None = None, *, guidance_scale: float | None = None,
-             steps: int | None = DEFAULT_STEPS, method: str = "euler", t_start: float = 0.0, t_end: float = 1.0,
+             steps: int | None = None, method: str | None = None, t_start: float = 0.0, t_end: float = 1.0,
              grid: torch.Tensor | Sequence[float] | None = None, return_trajectory: bool = False) -> SampleResult:
         """The guided ODE from given starting points ``z0`` (at ``t_start``, default the source t = 0) to
-        ``t_end`` (default the target t = 1). ``guidance_scale=None`` takes :attr:`default_scale`; w = 1 is the
-        plain conditional model. ``condition``: what the network reads besides z_t (the baseline's text or image;
-        ``None`` for CrossFlow)."""
-        scale = check_scale(self.default_scale if guidance_scale is None else guidance_scale)
+        ``t_end`` (default the target t = 1). ``guidance_scale``, ``steps`` and ``method`` default to
+        :attr:`sampling`'s; w = 1 is the plain conditional model. ``condition``: what the network reads besides z_t
+        (the baseline's text or image; ``None`` for CrossFlow)."""
+        scale = check_scale(self.sampling.guidance_scale if guidance_scale is None else guidance_scale)
+        method = self.sampling.sampler if method is None else method
         if grid is None:
+            steps = self.sampling.steps if steps is None else steps
             check_steps(steps)
         if z0.ndim != 4 or tuple(z0.shape[1:]) != self.latent_shape:
             raise ValueError(f"starting points must have shape (B, {', '.join(map(str, self.latent_shape))}), got "
@@ -130,10 +132,11 @@ class FlowModel(nn.Module):
         return res
 
     @torch.no_grad()
-    def generate(self, source: Source, *, guidance_scale: float | None = None, steps: int | None = DEFAULT_STEPS,
-                 method: str = "euler", generator: torch.Generator | None = None,
+    def generate(self, source: Source, *, guidance_scale: float | None = None, steps: int | None = None,
+                 method: str | None = None, generator: torch.Generator | None = None,
                  grid: torch.Tensor | Sequence[float] | None = None, return_trajectory: bool = False) -> SampleResult:
-        """Targets for a batch of sources: z0 from :meth:`encode` (drawn with ``generator``), then :meth:`flow`."""
+        """Targets for a batch of sources: z0 from :meth:`encode` (drawn with ``generator``), then :meth:`flow`
+        (``guidance_scale``, ``steps``, ``method``: :attr:`sampling`'s unless given)."""
         source = source.to(self.device)
         with eval_mode(self):
             z0 = self.encode(source, generator).z0
@@ -141,4 +144,4 @@ class FlowModel(nn.Module):
                          grid=grid, return_trajectory=return_trajectory)
 
 
-__all__ = ["FlowLoss", "FlowModel", "eval_mode", "DEFAULT_STEPS"]
+__all__ = ["FlowLoss", "FlowModel", "eval_mode"]

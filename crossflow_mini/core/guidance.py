@@ -1,4 +1,4 @@
-"""Classifier-free guidance with an indicator (CrossFlow paper Sec. 4.2, Table 3c; CROSSFLOW_NOTES Sec. 4).
+"""Classifier-free guidance with an indicator (CrossFlow paper Sec. 4.2, Table 3c; docs/METHOD.md Sec. 4).
 
 CrossFlow's source is the text latent itself, so there is no "empty prompt" to drop to. Instead a binary
 indicator 1_c tells the velocity model which map to learn:
@@ -34,34 +34,35 @@ import torch
 
 from .source import TokenBatch
 
-#: Values of the CFG indicator 1_c (CROSSFLOW_NOTES Sec. 4): the velocity networks understand exactly these two.
+#: Values of the CFG indicator 1_c (docs/METHOD.md Sec. 4): the velocity networks understand exactly these two.
 CONDITIONAL, UNCONDITIONAL = 1, 0
 NUM_INDICATOR_STATES = 2
 SWAP_METHODS = ("roll", "random")
+#: Guidance weights beyond this size (either sign) are far outside anything a model is tuned on (the paper uses 2 to
+#: 7): they run, with a warning, because they usually mean a typo.
+LARGE_SCALE = 20.0
 #: Rejection sampling of a uniform derangement accepts with probability ~1/e; give up (and roll) after this.
 MAX_DERANGEMENT_TRIES = 1000
 
 
 @dataclass(frozen=True)
 class GuidanceConfig:
-    """CFG-with-indicator settings.
+    """CFG-with-indicator training settings (the guidance weight w used at sampling time is not one of them: it is a
+    sampling setting, :class:`~crossflow_mini.core.sampling.SamplingConfig`, stored beside a checkpoint's weights).
 
-    ``p_uncond``: probability that a training sample is unconditional (paper / notes: 0.1).
+    ``p_uncond``: probability that a training sample is unconditional (paper: 0.1).
     ``swap``: how the unconditional targets are permuted: ``"roll"`` (the public code's
     ``cat(target[1:], target[:1])`` within the unconditional subset: each takes the NEXT one's target, the last
-    the first's) or ``"random"`` (a uniformly random derangement of the subset).
-    ``scale``: guidance weight w at sampling time (paper figures: 2..6; public configs: 7)."""
+    the first's) or ``"random"`` (a uniformly random derangement of the subset)."""
 
     p_uncond: float = 0.1
     swap: str = "roll"
-    scale: float = 4.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_uncond <= 1.0:
             raise ValueError(f"GuidanceConfig.p_uncond must be in [0, 1], got {self.p_uncond}")
         if self.swap not in SWAP_METHODS:
             raise ValueError(f"GuidanceConfig.swap={self.swap!r} is not one of {SWAP_METHODS}")
-        check_scale(self.scale)
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -114,6 +115,17 @@ def derangement_within(mask: torch.Tensor, generator: torch.Generator | None = N
     return perm
 
 
+def permute_targets(z1: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(z1[perm], indicator)``: the targets after a permutation of the batch, and the CFG indicator it implies -
+    1 (conditional) where a sample keeps its own target, 0 (unconditional) where it takes another's."""
+    if perm.ndim != 1 or perm.shape[0] != z1.shape[0]:
+        raise ValueError(f"perm must be a ({z1.shape[0]},) permutation of the batch, got shape {tuple(perm.shape)}")
+    perm = perm.to(z1.device)
+    swapped = perm != torch.arange(len(perm), device=perm.device)
+    indicator = torch.where(swapped, UNCONDITIONAL, CONDITIONAL).long()
+    return z1[perm], indicator
+
+
 def swap_targets(z1: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None,
                  method: str = "roll") -> tuple[torch.Tensor, torch.Tensor]:
     """Replace the unconditional samples' targets by other unconditional samples' targets.
@@ -127,10 +139,7 @@ def swap_targets(z1: torch.Tensor, mask: torch.Tensor, generator: torch.Generato
     the Text VE's contrastive loss (it needs the true text-image pairs)."""
     if z1.ndim < 1 or z1.shape[0] != mask.shape[0]:
         raise ValueError(f"z1 has {z1.shape[0] if z1.ndim else 0} samples but the mask has {mask.shape[0]}")
-    perm = derangement_within(mask, generator, method)
-    swapped = perm != torch.arange(len(perm), device=perm.device)
-    indicator = torch.where(swapped, UNCONDITIONAL, CONDITIONAL).long()
-    return z1[perm], indicator
+    return permute_targets(z1, derangement_within(mask, generator, method))
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -148,6 +157,9 @@ def check_scale(scale: float) -> float:
     if value < 0:
         warnings.warn(f"guidance_scale {value:g} < 0 pushes the sample away from the condition; w = 0 is the "
                       f"unconditional model, w = 1 the plain conditional one, the paper uses 2 to 7", stacklevel=3)
+    if abs(value) > LARGE_SCALE:
+        warnings.warn(f"guidance_scale {value:g} is far outside the range models are tuned on (|w| <= "
+                      f"{LARGE_SCALE:g}; the paper uses 2 to 7): expect saturated or meaningless outputs", stacklevel=3)
     return value
 
 
@@ -204,6 +216,6 @@ def make_guided(model: Callable[..., torch.Tensor], scale: float,
 
 
 __all__ = [
-    "CONDITIONAL", "UNCONDITIONAL", "NUM_INDICATOR_STATES", "SWAP_METHODS", "check_scale", "GuidanceConfig", "unconditional_mask",
-    "derangement_within", "swap_targets", "guided_velocity", "make_guided",
+    "CONDITIONAL", "UNCONDITIONAL", "NUM_INDICATOR_STATES", "SWAP_METHODS", "LARGE_SCALE", "check_scale", "GuidanceConfig", "unconditional_mask",
+    "derangement_within", "permute_targets", "swap_targets", "guided_velocity", "make_guided",
 ]

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .source import (CLIP_INIT_TEMPERATURE, LOGVAR_RANGE, SourceEncoder, SourceOutput, TowerConfig, check_common)
+from .source import (CLIP_INIT_TEMPERATURE, LOGVAR_RANGE, SourceEncoder, SourceOutput, TowerConfig, check_common,
+                     resolve_kl_weight)
 
 ENC_LOSSES = ("contrastive", "none")
 HEADS = ("conv", "linear")
@@ -78,6 +79,11 @@ class ImageVEConfig:
             raise ValueError(f"width must be divisible by {GROUPS} (GroupNorm groups), got {self.width}")
         if self.enc_loss == "contrastive" and tuple(self.tower.in_shape) != tuple(self.latent_shape):
             raise ValueError(f"the target tower reads {self.tower.in_shape} but the target is {self.latent_shape}")
+
+    @property
+    def resolved_kl_weight(self) -> float:
+        """lambda of L_KL: ``kl_weight`` if set, else the default of ``kl_form``."""
+        return resolve_kl_weight(self.kl_form, self.kl_weight)
 
 
 class ResBlock(nn.Module):

@@ -1,4 +1,4 @@
-"""The flow-matching path: its points, its target velocity, time samplers and the loss (CROSSFLOW_NOTES Sec. 3).
+"""The flow-matching path: its points, its target velocity, time samplers and the loss (docs/METHOD.md Sec. 3).
 
 Convention used everywhere in this project: **t = 0 is the source, t = 1 the target.** For CrossFlow the
 source z0 is the text latent and the target z1 the image latent; for standard flow matching z0 is Gaussian
@@ -79,10 +79,11 @@ def fm_loss(v_pred: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, sigma_min:
     return torch.mean((v_pred - target) ** 2)
 
 
-def flow_matching_loss(model, z0: torch.Tensor, z1: torch.Tensor, time_sampler: str = "logit_normal",
+def flow_matching_loss(model, z0: torch.Tensor, z1: torch.Tensor, time_sampler: str = "uniform",
                        generator: torch.Generator | None = None, sigma_min: float = SIGMA_MIN,
                        **model_kwargs) -> torch.Tensor:
-    """One Monte-Carlo estimate of L_FM: draw t, build z_t, ask ``model(z_t, t, **model_kwargs)``."""
+    """One Monte-Carlo estimate of L_FM: draw t (uniform, as every recipe here; ``"logit_normal"`` is the public
+    code's), build z_t, ask ``model(z_t, t, **model_kwargs)``."""
     t = sample_time(time_sampler, z0.shape[0], generator=generator, device=z0.device)
     zt = interpolate(z0, z1, t, sigma_min)
     return fm_loss(model(zt, t, **model_kwargs), z0, z1, sigma_min)

@@ -15,6 +15,7 @@ trains and measures all three methods through one code path; ``generate`` is det
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,7 @@ from torch import nn
 
 from .flow_model import FlowLoss, eval_mode
 from .guidance import CONDITIONAL
-from .sampling import SampleResult
+from .sampling import SampleResult, SamplingConfig
 from .source import Source
 from .unet import UNetVelocity, UNetVelocityConfig
 
@@ -33,6 +34,8 @@ LOSSES = ("l1", "l2")
 class RegressionConfig:
     """``network``: the UNet (``cond_channels`` = the input's channels, ``latent_shape`` = the target's);
     ``loss``: ``"l1"`` or ``"l2"``; ``residual``: predict target - input (shapes must agree)."""
+
+    method: ClassVar[str] = "regression"  # the method's name in tables (tasks.common.method_of)
 
     network: UNetVelocityConfig = UNetVelocityConfig(cond_channels=3)
     loss: str = "l2"
@@ -49,6 +52,9 @@ class RegressionConfig:
 
 class RegressionModel(nn.Module):
     """Input -> target in one forward pass of the flow models' network (see the module docstring)."""
+
+    #: One deterministic evaluation: no guidance, one "step" (kept so every model of a task answers the same way).
+    sampling: SamplingConfig = SamplingConfig(guidance_scale=1.0, steps=1)
 
     def __init__(self, cfg: RegressionConfig = RegressionConfig()):
         super().__init__()

@@ -15,6 +15,11 @@ sub-interval or explicit grid for "finish the flow from t = 0.3" or for stopping
 
 Every solver returns a :class:`SampleResult` with the end point, the NFE spent and, on request, the trajectory at
 the grid times.
+
+A trained model's default sampling settings - guidance weight w, steps, solver, and how many flows a dense prediction
+averages - are one :class:`SamplingConfig`. It is not part of the model's config (no weight depends on it): a
+checkpoint stores it beside its weights (``sampling.json``, the values chosen on validation data when it was trained),
+as diffusers keeps a scheduler's config apart from the model's, and every caller can override it per call.
 """
 
 from __future__ import annotations
@@ -28,6 +33,33 @@ Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: The public code's time scale: it integrates to 1 - 1e-5 rather than 1 (``sample_timescale``).
 PUBLIC_TIMESCALE = 1.0 - 1e-5
 METHODS = ("euler", "heun", "euler_public")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """A model's default sampling settings (docs/METHOD.md Sec. 4-5).
+
+    ``guidance_scale``: w in v = v_uncond + w (v_cond - v_uncond) - w = 1 is the plain conditional model (one
+    network call per step), any other w costs two; ``steps``: solver steps from t = 0 to t = 1 (the public code uses
+    50 Euler steps); ``sampler``: one of :data:`METHODS`; ``n_samples``: flows averaged into one prediction (dense
+    tasks such as depth; 1 elsewhere)."""
+
+    guidance_scale: float = 1.0
+    steps: int = 20
+    sampler: str = "euler"
+    n_samples: int = 1
+
+    def __post_init__(self) -> None:
+        import math
+
+        if isinstance(self.guidance_scale, bool) or not isinstance(self.guidance_scale, (int, float)) or \
+                not math.isfinite(self.guidance_scale):
+            raise ValueError(f"SamplingConfig.guidance_scale must be a finite number, got {self.guidance_scale!r}")
+        check_steps(self.steps)
+        if self.sampler not in METHODS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {METHODS}")
+        if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int) or self.n_samples < 1:
+            raise ValueError(f"SamplingConfig.n_samples must be a positive integer, got {self.n_samples!r}")
 
 
 @dataclass
@@ -121,5 +153,5 @@ def heun(velocity: Velocity, z0: torch.Tensor, steps: int, return_trajectory: bo
     return sample(velocity, z0, steps, "heun", return_trajectory)
 
 
-__all__ = ["Velocity", "METHODS", "PUBLIC_TIMESCALE", "SampleResult", "check_steps", "time_grid", "integrate",
+__all__ = ["Velocity", "METHODS", "SamplingConfig", "PUBLIC_TIMESCALE", "SampleResult", "check_steps", "time_grid", "integrate",
            "sample", "euler", "heun"]

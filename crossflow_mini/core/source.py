@@ -45,6 +45,12 @@ TEMPERATURE_PARAMS = ("log", "raw")
 KL_WEIGHT_PAPER = 1e-4
 KL_WEIGHT_CODE = 1e-2
 DEFAULT_KL_WEIGHTS = {"paper": KL_WEIGHT_PAPER, "code": KL_WEIGHT_CODE}
+
+
+def resolve_kl_weight(kl_form: str, kl_weight: float | None) -> float:
+    """lambda of L_KL, resolved in this one place: ``kl_weight`` where a config sets it, else the default of its
+    ``kl_form`` (the paper's 1e-4, the public code's 1e-2)."""
+    return DEFAULT_KL_WEIGHTS[kl_form] if kl_weight is None else float(kl_weight)
 #: The public code's KL replaces mu^2 by (CODE_KL_MU_SCALE * mu) ** CODE_KL_MU_POWER.
 CODE_KL_MU_SCALE = 0.3
 CODE_KL_MU_POWER = 6
@@ -110,10 +116,6 @@ Source = torch.Tensor | TokenBatch
 
 def batch_size(source: Source) -> int:
     return len(source) if isinstance(source, TokenBatch) else source.shape[0]
-
-
-def source_to(source: Source, device: torch.device) -> Source:
-    return source.to(device)
 
 
 def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -325,7 +327,8 @@ class SourceEncoder(nn.Module):
     def losses(self, out: SourceOutput, source: Source, target: torch.Tensor | None,
                negatives: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The encoder's part of the joint loss: ``{"kl", "enc", "align", "total"}`` with
-        total = enc_weight * L_Enc + lambda * L_KL + align_weight * L_align (the trainer adds L_FM; notes Sec. 2).
+        total = enc_weight * L_Enc + lambda * L_KL + align_weight * L_align (the trainer adds L_FM; docs/METHOD.md
+        Sec. 2).
 
         ``kl`` is the batch mean of :func:`kl_divergence` (0 for the "plain" and "noise" variants). ``align`` (ours,
         not the paper's; 0 unless ``align_weight > 0``) is the mean squared distance between mu and the paired
@@ -335,7 +338,7 @@ class SourceEncoder(nn.Module):
         zero = out.mu.new_zeros(())
         kl = zero if out.logvar is None else kl_divergence(out.mu, out.logvar, cfg.kl_form).mean()  # type: ignore
         enc = self.encoder_loss(out, source, target, negatives)
-        weight = cfg.kl_weight if cfg.kl_weight is not None else DEFAULT_KL_WEIGHTS[cfg.kl_form]  # type: ignore
+        weight = resolve_kl_weight(cfg.kl_form, cfg.kl_weight)  # type: ignore[attr-defined]
         total = cfg.enc_weight * enc + weight * kl  # type: ignore[attr-defined]
         align = zero
         align_weight = getattr(cfg, "align_weight", 0.0)
@@ -379,7 +382,7 @@ class IdentitySource(SourceEncoder):
 
 
 __all__ = [
-    "VARIANTS", "KL_FORMS", "KL_WEIGHT_PAPER", "KL_WEIGHT_CODE", "DEFAULT_KL_WEIGHTS", "MAX_LOGIT_SCALE",
+    "VARIANTS", "KL_FORMS", "KL_WEIGHT_PAPER", "KL_WEIGHT_CODE", "DEFAULT_KL_WEIGHTS", "resolve_kl_weight", "MAX_LOGIT_SCALE",
     "LOGVAR_RANGE", "MINILM_TOKEN_DIM", "SourceOutput", "TokenBatch", "Source", "batch_size", "masked_mean",
     "draw_noise", "reparameterise", "kl_divergence", "info_nce", "TowerConfig", "IdentitySourceConfig",
     "TargetTower", "SourceEncoder", "IdentitySource",

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..configs import added_field
-from .source import (DEFAULT_KL_WEIGHTS, LOGVAR_RANGE, MINILM_TOKEN_DIM, CLIP_INIT_TEMPERATURE, SourceEncoder,
+from .source import (LOGVAR_RANGE, resolve_kl_weight, MINILM_TOKEN_DIM, CLIP_INIT_TEMPERATURE, SourceEncoder,
                      SourceOutput, TokenBatch, TowerConfig, check_common, info_nce, masked_mean)
 from .transformer import INIT_STD, patchify, unpatchify
 
@@ -121,7 +121,7 @@ class TextVEConfig:
     @property
     def resolved_kl_weight(self) -> float:
         """lambda of L_KL: ``kl_weight`` if set, else the default of ``kl_form``."""
-        return DEFAULT_KL_WEIGHTS[self.kl_form] if self.kl_weight is None else self.kl_weight
+        return resolve_kl_weight(self.kl_form, self.kl_weight)
 
 
 def check_tokens(source: TokenBatch, token_dim: int) -> TokenBatch:

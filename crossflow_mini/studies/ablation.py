@@ -15,26 +15,15 @@ from typing import Any
 
 import torch
 
+from .. import registry
 from ..eval.judge import JudgeNet
-from ..training import TrainConfig
-from ..tasks.t2i.train import Device, T2IRecipe, fit, judge_prompts, prepare, single_object_groups
-
-
-@dataclass(frozen=True)
-class T2IAblationConfig:
-    """The mini version of paper Table 3a (how the text becomes z0) and Table 3b (the Text VE's loss): every run
-    shares the shipped model sizes and one short training run, and is judged like the shipped model.
-
-    The paper's Table 3a rows all use the text-reconstruction loss (its VE row, FID 40.78, is the same run as the
-    text-reconstruction row of Table 3b), so ``variant_loss`` is ``"text_recon"`` and that run is shared."""
-
-    train: TrainConfig = TrainConfig()
-    variants: tuple[str, ...] = ("plain", "noise", "ve")  # Table 3a, each with ``variant_loss``
-    variant_loss: str = "text_recon"
-    enc_losses: tuple[str, ...] = ("text_recon", "text_text", "image_text")  # Table 3b, each with the VE
-    scale: float = 1.0  # guidance scale used to judge every run
-    max_prompts: int | None = 400
-
+from ..profiles import Profile
+from ..tasks.common import Device
+from ..tasks.t2i.data import prepare
+from ..tasks.t2i.evaluate import judge_prompts, single_object_groups
+from ..tasks.t2i.recipe import T2IRecipe
+from ..tasks.t2i.train import fit
+from .configs import T2IAblationConfig
 
 
 def ablation_recipes(base: T2IRecipe, cfg: T2IAblationConfig) -> dict[str, T2IRecipe]:
@@ -66,8 +55,8 @@ def run_ablation(base: T2IRecipe, cfg: T2IAblationConfig, autoencoder: torch.nn.
     for label, recipe in ablation_recipes(base, cfg).items():
         t0 = time.perf_counter()
         result = fit(recipe, train_data, name=f"t2i_ablation_{label.replace(':', '_')}", desc=label, device=device)
-        res = judge_prompts(result.ema, autoencoder, judge, val, idx, cfg.scale, recipe.sample_steps,
-                            recipe.sampler, seed, device=device)
+        res = judge_prompts(result.ema, autoencoder, judge, val, idx, cfg.scale, recipe.sampling.steps,
+                            recipe.sampling.sampler, seed, device=device)
         res["train_seconds_this_run"] = round(time.perf_counter() - t0 - res["seconds"], 1)
         res["final_fm_loss"] = round(result.history["fm"][-1], 5) if result.history.get("fm") else None
         res["text_ve"] = {"variant": recipe.model.source.variant, "enc_loss": recipe.model.source.enc_loss}
@@ -75,4 +64,12 @@ def run_ablation(base: T2IRecipe, cfg: T2IAblationConfig, autoencoder: torch.nn.
     return out
 
 
-__all__ = ["T2IAblationConfig", "ablation_recipes", "run_ablation"]
+def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    """The study for a profile: ``(config, metrics)`` of ``data/results/t2i_ablation.json``. Every run is the
+    paper's Text VE design (``t2i_shapes_flatten``): its Table 3a/3b are about its own head."""
+    base = registry.recipe("t2i_shapes_flatten", profile)
+    return profile.t2i_ablation, run_ablation(base, profile.t2i_ablation, registry.load("autoencoder_shapes", profile),
+                                              registry.load("judge_shapes", profile), device=profile.device)
+
+
+__all__ = ["ablation_recipes", "run_ablation", "run"]

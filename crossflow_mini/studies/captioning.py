@@ -18,10 +18,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from .. import registry
+from ..pipelines import CrossFlowPipeline
 from ..datasets import shapes as sw
 from ..datasets.shapes_text import scene_matches
 from ..eval.captions import PAPER_CAPTIONING, scene_scores
 from ..eval.judge import JudgeNet, ReadObject, read_scenes
+from ..profiles import Profile
+from ..tasks.captioning.data import image_latents
+from ..tasks.captioning.evaluate import captions_of, evaluate_captioner, evaluate_text_autoencoder
+from .configs import CaptioningStudyConfig
 
 #: The four captioners of the comparison, in table order, and how the table names them.
 CAPTIONERS: dict[str, str] = {
@@ -33,20 +39,8 @@ CAPTIONERS: dict[str, str] = {
 SCENE_GROUPS = ("single", "pair", "count", "heldout_combinations")
 
 
-@dataclass(frozen=True)
-class CaptioningStudyConfig:
-    """``cycle_per_kind``: test scenes of each kind sent round the cycle (0: no cycle); ``cycle_captioner``: the
-    captioner that reads the generated images; ``cycle_scale``: the text-to-image guidance scale (None: the one
-    the text-to-image model chose on validation prompts)."""
-
-    cycle_per_kind: int = 100
-    cycle_captioner: str = "caption_crossflow"
-    cycle_scale: float | None = None
-    seed: int = 0
-
-
 def comparison_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Table rows from each captioner's evaluation (:func:`~crossflow_mini.tasks.captioning.evaluate_captioner`):
+    """Table rows from each captioner's evaluation (:func:`~crossflow_mini.tasks.captioning.evaluate.evaluate_captioner`):
     ours first, then the paper's Table 4 (quoted, not measured)."""
     rows = []
     for name, res in results.items():
@@ -163,11 +157,9 @@ def run_study(find: Callable[[str], tuple[torch.nn.Module, dict[str, Any]]], rec
               judge: JudgeNet | None = None, t2i_pipe: Any = None, device: Any = None) -> dict[str, Any]:
     """The numbers of ``data/results/captioning.json``. ``find(name) -> (model, meta)`` gives each checkpoint
     (``text_autoencoder_shapes`` and the :data:`CAPTIONERS`); ``recipes`` their recipes. Every captioner is measured
-    anew by :func:`~crossflow_mini.tasks.captioning.evaluate_captioner` (guidance chosen on validation images) beside
+    anew by :func:`~crossflow_mini.tasks.captioning.evaluate.evaluate_captioner` (guidance chosen on validation images) beside
     its recorded training time. With a ``judge`` and a text-to-image pipeline (``CrossFlowPipeline``), the cycle runs
     too, with ``study_cfg.cycle_captioner`` at its chosen scale."""
-    from ..tasks.captioning.train import captions_of, evaluate_captioner, evaluate_text_autoencoder, image_latents
-
     text_ae, text_meta = find("text_autoencoder_shapes")
     out: dict[str, Any] = {"text_autoencoder": evaluate_text_autoencoder(text_ae, recipes["text_autoencoder_shapes"])}
     out["text_autoencoder"]["training"] = {k: text_meta["metrics"].get(k) for k in TRAINING_KEYS}
@@ -199,7 +191,7 @@ def run_study(find: Callable[[str], tuple[torch.nn.Module, dict[str, Any]]], rec
 
         out["cycle"] = run_cycle(text_to_image, caption, judge, prompts, cycle_indices(prompts, study_cfg.cycle_per_kind))
         out["cycle"] |= {"captioner": name, "caption_guidance_scale": scale,
-                         "t2i_guidance_scale": study_cfg.cycle_scale or t2i_pipe.default_scale}
+                         "t2i_guidance_scale": study_cfg.cycle_scale or t2i_pipe.sampling.guidance_scale}
     return out
 
 
@@ -207,5 +199,18 @@ def _rounded(d: dict[str, float]) -> dict[str, float]:
     return {k: (round(v, 4) if isinstance(v, float) and v == v else v) for k, v in d.items()}
 
 
-__all__ = ["CAPTIONERS", "SCENE_GROUPS", "CaptioningStudyConfig", "comparison_rows", "markdown_table", "readme_table",
-           "read_as_scene", "image_scene_scores", "cycle_indices", "run_cycle", "run_study"]
+def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    """The study for a profile: ``(config, metrics)`` of ``data/results/captioning.json`` (with the cycle through the
+    shipped text-to-image model where ``caption_study.cycle_per_kind`` asks for it)."""
+    names = ("text_autoencoder_shapes", *CAPTIONERS)
+    recipes = {n: registry.recipe(n, profile) for n in names}
+    cfg = {"study": profile.caption_study, "eval": profile.caption_eval, **recipes}
+    cycle = bool(profile.caption_study.cycle_per_kind)
+    return cfg, run_study(lambda name: registry.find(name, profile), recipes,
+                          registry.load("autoencoder_shapes", profile), profile.caption_eval, profile.caption_study,
+                          registry.load("judge_shapes", profile) if cycle else None,
+                          CrossFlowPipeline.from_pretrained("t2i_shapes", profile) if cycle else None, profile.device)
+
+
+__all__ = ["CAPTIONERS", "SCENE_GROUPS", "comparison_rows", "markdown_table", "readme_table",
+           "read_as_scene", "image_scene_scores", "cycle_indices", "run_cycle", "run_study", "run"]

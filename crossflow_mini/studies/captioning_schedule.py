@@ -1,6 +1,6 @@
 """The training schedule of the CrossFlow captioner, measured once (``reproduce captioning_schedule``).
 
-The shipped captioner trains in two stages (:mod:`~crossflow_mini.tasks.captioning`): the text autoencoder first,
+The shipped captioner trains in two stages (:mod:`~crossflow_mini.tasks.captioning.train`): the text autoencoder first,
 then CrossFlow image -> text with the text autoencoder FROZEN, its latents fixed targets. For text-to-image the paper
 trains the source encoder jointly with the flow (Table 3e: joint beats two-stage); for captioning it does not say
 whether the TARGET side (Text VE and decoder) keeps training. The alternative measured here:
@@ -10,41 +10,38 @@ whether the TARGET side (Text VE and decoder) keeps training. The alternative me
   L = L_FM + L_Enc + lambda KL_image  +  L_rec + lambda KL_text, the FM loss reaching the Text VE through its
   latents (the targets move while the flow learns them), the decoder kept readable by L_rec.
 
-Both runs are scored on validation images (scene exact match and parse rate, w = 1 and the shipped scale), each
-decoded by its own text decoder.
+Both runs are scored on validation images (scene exact match and parse rate, at w = 1 and at the study's
+``ScheduleConfig.scale``, 4 - the stored study's weight; the shipped captioner's own weight, chosen on validation
+images, is 2), each decoded by its own text decoder.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from .. import registry
 from ..checkpoints import run_dir
 from ..core.crossflow import CrossFlowModel
 from ..core.source import TokenBatch
 from ..nn.text_autoencoder import TextAutoencoder
 from ..nn.text_decoder import reconstruction_loss
-from ..training import EpochBatches, TrainConfig, train
+from ..profiles import Profile
+from ..tasks.captioning.data import caption_targets, caption_tokens, prepare, training_batches
+from ..tasks.captioning.evaluate import CaptionEvalConfig, caption_split
+from ..tasks.captioning.recipe import CaptionRecipe
+from ..tasks.captioning.train import build_captioner
+from ..training import EpochBatches, train
 from ..utils import get_device
-from ..tasks.captioning.train import (CaptionEvalConfig, CaptionRecipe, build_captioner, caption_split, caption_tokens,
-                                      caption_targets, prepare)
+from .configs import ScheduleConfig
 
 SCHEDULES = ("frozen", "joint")
-
-
-@dataclass(frozen=True)
-class ScheduleConfig:
-    """Both runs: ``steps`` of the shipped captioner's training run (the rest of it unchanged); scored on the first
-    ``val_images`` validation images at w = 1 and at ``scale`` (None: the captioner's default)."""
-
-    steps: int = 1500
-    val_images: int = 500
-    scale: float | None = None
 
 
 class JointCaptioner(nn.Module):
@@ -68,9 +65,6 @@ def run_schedules(recipe: CaptionRecipe, text_ae: TextAutoencoder, autoencoder: 
                   cfg: ScheduleConfig, eval_cfg: CaptionEvalConfig, name: str | None = "captioning_schedule",
                   device: Any = None) -> dict[str, Any]:
     """Train both schedules for ``cfg.steps`` steps from the same start and score them on validation images."""
-    import copy
-    import dataclasses
-
     device = get_device(device)
     run = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, steps=cfg.steps))
     data = prepare(run, "train", autoencoder, text_ae)
@@ -96,7 +90,7 @@ def run_schedules(recipe: CaptionRecipe, text_ae: TextAutoencoder, autoencoder: 
         ema = res.ema
         flow_ema, text_ema = (ema, text_ae) if schedule == "frozen" else (ema.flow, ema.text)
         scores = {}
-        for w in dict.fromkeys((1.0, cfg.scale if cfg.scale is not None else flow_ema.default_scale)):
+        for w in dict.fromkeys((1.0, cfg.scale)):
             r = caption_split(flow_ema, run, val, idx, text_ema.eval(), w, eval_cfg, device)
             scores[f"w={w:g}"] = {"scene": r["scene"]["scene"], "parsed": r["scene"]["parsed"],
                                   "groups": {k: r["groups"][k]["scene"] for k in ("single", "pair", "count")
@@ -107,8 +101,6 @@ def run_schedules(recipe: CaptionRecipe, text_ae: TextAutoencoder, autoencoder: 
 
 
 def _frozen_batches(recipe: CaptionRecipe, data) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
-    from ..tasks.captioning.train import training_batches
-
     return training_batches(recipe, data)
 
 
@@ -128,4 +120,13 @@ def _joint_batches(recipe: CaptionRecipe, data) -> Callable[[int], tuple[torch.T
     return batch_fn
 
 
-__all__ = ["SCHEDULES", "ScheduleConfig", "JointCaptioner", "run_schedules"]
+def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    """The study for a profile: ``(config, metrics)`` of ``data/results/captioning_schedule.json``."""
+    recipe = registry.recipe("caption_crossflow", profile)
+    cfg = {"schedule": profile.caption_schedule, "eval": profile.caption_eval, "caption_crossflow": recipe}
+    return cfg, run_schedules(recipe, registry.load("text_autoencoder_shapes", profile, recipe=recipe.text_autoencoder),
+                              registry.load("autoencoder_shapes", profile, recipe=recipe.autoencoder),
+                              profile.caption_schedule, profile.caption_eval, device=profile.device)
+
+
+__all__ = ["SCHEDULES", "JointCaptioner", "run_schedules", "run"]

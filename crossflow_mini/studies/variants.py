@@ -33,7 +33,6 @@ captions (``baseline``) and on the rich ones (``baseline_rich``). Each run also 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -41,48 +40,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import registry
+from ..configs import with_overrides
 from ..core.params import count_parameters, sampling_parameters
 from ..datasets.shapes import SCENE_KINDS
 from ..eval.geneval import mini_geneval
 from ..eval.judge import JudgeNet
-from ..training import TrainConfig
-from ..tasks.t2i.train import Device, T2IData, T2IRecipe, fit, generate, hard_negatives_wanted, prepare
+from ..profiles import Profile
+from ..tasks.common import Device
+from ..tasks.t2i.data import T2IData, hard_negatives_wanted, prepare
+from ..tasks.t2i.evaluate import generate
+from ..tasks.t2i.recipe import T2IRecipe
+from ..tasks.t2i.train import fit
+from .configs import BASELINE_VARIANTS, DEFAULT_VARIANTS, VariantsConfig
 
-#: Each variant: a label -> overrides {"source": {...}, "velocity": {...}} of the base CrossFlow recipe.
-DEFAULT_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
-    "paper": {"source": {"head": "flatten", "kl_form": "paper"}},
-    "code_kl": {"source": {"head": "flatten", "kl_form": "code"}},
-    "patch_queries": {"source": {"head": "patch_queries", "kl_form": "code"}},
-    "patch_queries_align": {"source": {"head": "patch_queries", "kl_form": "code", "align_weight": 1.0}},
-    "patch_queries_align_low_noise": {"source": {"head": "patch_queries", "kl_form": "code", "align_weight": 1.0,
-                                                 "kl_weight": 1e-3}},
-    "patch_queries_align_strong": {"source": {"head": "patch_queries", "kl_form": "code", "align_weight": 4.0}},
-    "patch_queries_align_hard_negatives": {"source": {"head": "patch_queries", "kl_form": "code",
-                                                      "align_weight": 1.0, "hard_negatives": 1}},
-    "patch_queries_align_rich": {"source": {"head": "patch_queries", "kl_form": "code", "align_weight": 1.0},
-                                 "shapes": {"vocabulary": "rich"}},
-}
-#: The baseline rows: label -> overrides {"shapes": {...}} of the baseline recipe (its network is never changed).
-BASELINE_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
-    "baseline": {},
-    "baseline_rich": {"shapes": {"vocabulary": "rich"}},
-}
-
-
-@dataclass(frozen=True)
-class VariantsConfig:
-    """The variants study: ``variants`` and ``baselines`` (label -> overrides, as tuples of (label, JSON-ready
-    overrides) pairs), one training budget for all, the guidance scales and prompts judged, and the sample-spread
-    probe (``spread_prompts`` single-object test prompts, ``spread_seeds`` draws of each)."""
-
-    variants: tuple[tuple[str, Any], ...] = tuple((k, v) for k, v in DEFAULT_VARIANTS.items())
-    baselines: tuple[tuple[str, Any], ...] = tuple((k, v) for k, v in BASELINE_VARIANTS.items())
-    train: TrainConfig = TrainConfig(steps=2000, batch_size=128, lr=1e-3, warmup_steps=200, ema_decay=0.995,
-                                     ckpt_every=500, log_every=25)
-    scales: tuple[float, ...] = (1.0, 3.0)
-    geneval_per_kind: int | None = 200
-    spread_prompts: int = 50
-    spread_seeds: int = 4
+#: Where each part of a row's overrides lives in a recipe.
+_PARTS = {"source": "model.source", "velocity": "model.velocity", "shapes": "shapes"}
 
 
 def _thaw(value: Any) -> Any:
@@ -95,20 +68,13 @@ def variant_recipes(base: T2IRecipe, baseline: T2IRecipe, cfg: VariantsConfig) -
     """The runs of the study, keyed by label: each variant's CrossFlow recipe (the base recipe with its overrides and
     the study's training budget), then each baseline row (the baseline recipe, only its data set overridden)."""
     runs: dict[str, T2IRecipe] = {}
-    for label, overrides in cfg.variants:
-        over = _thaw(overrides)
-        model = dataclasses.replace(
-            base.model,
-            source=dataclasses.replace(base.model.source, **over.get("source", {})),
-            velocity=dataclasses.replace(base.model.velocity, **over.get("velocity", {})))
-        runs[label] = dataclasses.replace(base, model=model, train=cfg.train,
-                                          shapes=dataclasses.replace(base.shapes, **over.get("shapes", {})))
-    for label, overrides in cfg.baselines:
-        over = _thaw(overrides)
-        if set(over) - {"shapes"}:
-            raise ValueError(f"baseline row {label!r}: only the data set ('shapes') may be overridden, got {set(over)}")
-        runs[label] = dataclasses.replace(baseline, train=cfg.train,
-                                          shapes=dataclasses.replace(baseline.shapes, **over.get("shapes", {})))
+    for rows, start, allowed in ((cfg.variants, base, set(_PARTS)), (cfg.baselines, baseline, {"shapes"})):
+        for label, overrides in rows:
+            over = _thaw(overrides)
+            if set(over) - allowed:
+                raise ValueError(f"row {label!r}: only {sorted(allowed)} may be overridden, got {sorted(over)}")
+            dots = {f"{_PARTS[part]}.{k}": v for part, values in over.items() for k, v in values.items()}
+            runs[label] = with_overrides(start, {**dots, "train": cfg.train})
     return runs
 
 
@@ -122,7 +88,7 @@ def sample_spread(model: torch.nn.Module, recipe: T2IRecipe, autoencoder: torch.
     if len(idx) == 0 or seeds < 2:
         raise ValueError("sample_spread needs single-object prompts and at least 2 seeds")
     tokens = test.text.batch(torch.from_numpy(idx))
-    draws = torch.stack([generate(model, autoencoder, tokens, guidance_scale, recipe.sample_steps, recipe.sampler,
+    draws = torch.stack([generate(model, autoencoder, tokens, guidance_scale, recipe.sampling.steps, recipe.sampling.sampler,
                                   seed, device=device) for seed in range(seeds)])
     return round(float(draws.std(dim=0).mean()), 4)
 
@@ -135,7 +101,7 @@ def judge_run(model: torch.nn.Module, recipe: T2IRecipe, autoencoder: torch.nn.M
     for w in cfg.scales:
         def gen(idx: np.ndarray) -> torch.Tensor:
             return generate(model, autoencoder, data.text.batch(torch.from_numpy(np.asarray(idx))), w,
-                            recipe.sample_steps, recipe.sampler, seed, device=device)
+                            recipe.sampling.steps, recipe.sampling.sampler, seed, device=device)
 
         out[f"w={w:g}"] = mini_geneval(gen, judge, data.split, cfg.geneval_per_kind)
     return out
@@ -172,5 +138,14 @@ def run_variants(base: T2IRecipe, baseline: T2IRecipe, cfg: VariantsConfig, auto
     return out
 
 
+def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
+    """The study for a profile: ``(config, metrics)`` of ``data/results/t2i_variants.json``. Every row is the
+    paper's design (``t2i_shapes_flatten``) with its overrides."""
+    base, baseline = registry.recipe("t2i_shapes_flatten", profile), registry.recipe("t2i_baseline_shapes", profile)
+    cfg = {"variants": profile.t2i_variants, "crossflow_base": base, "baseline_base": baseline}
+    return cfg, run_variants(base, baseline, profile.t2i_variants, registry.load("autoencoder_shapes", profile),
+                             registry.load("judge_shapes", profile), profile.device)
+
+
 __all__ = ["DEFAULT_VARIANTS", "BASELINE_VARIANTS", "VariantsConfig", "variant_recipes", "sample_spread", "judge_run",
-           "run_variants"]
+           "run_variants", "run"]

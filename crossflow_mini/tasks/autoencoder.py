@@ -1,25 +1,21 @@
-"""Train and evaluate the image autoencoders (ShapesWorld and Fashion-MNIST): one recipe, used by the CLI
-(``python -m crossflow_mini train autoencoder_shapes``) and by notebook 02, so both report the same numbers."""
+"""The image autoencoders (ShapesWorld and Fashion-MNIST): recipe, training and evaluation, in one file.
+
+The recipes of the two shipped checkpoints, ``autoencoder_shapes`` and ``autoencoder_fashion``, are written out
+below (:data:`AUTOENCODER_SHAPES`, :data:`AUTOENCODER_FASHION`). The CLI (``python -m crossflow_mini train
+autoencoder_shapes``) and notebook 02 call the same functions, so both report the same numbers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import time
 from typing import Any, Callable
 
 import torch
 
-from ..nn.autoencoder import ImageAutoencoder, reconstruction_psnr
-from ..checkpoints import run_dir
-from ..datasets.fashion import load_fashion
-from ..datasets.shapes import load_shapes
-from ..training import EpochBatches, TrainResult, train
-from ..utils import get_device
-from ..nn.autoencoder import AutoencoderConfig
-from ..datasets.fashion import FashionDataConfig
-from ..datasets.shapes import ShapesDataConfig
-from ..training import TrainConfig
+from ..datasets.fashion import FashionDataConfig, load_fashion
+from ..datasets.shapes import ShapesDataConfig, load_shapes
+from ..nn.autoencoder import AutoencoderConfig, ImageAutoencoder, reconstruction_psnr
+from ..training import EpochBatches, TrainConfig, TrainResult
+from . import common
 
 
 @dataclass(frozen=True)
@@ -33,7 +29,20 @@ class AutoencoderRecipe:
     fashion: FashionDataConfig = FashionDataConfig()
     scale_samples: int = 2048  # images used to estimate the latent scale factor
 
+
 DATASETS = ("shapes", "fashion")
+
+# ---------------------------------------------------------------------------------------------- shipped recipes
+#: The training run of both shipped autoencoders: 3,000 steps of 32 images, AdamW 2e-3 with a cosine schedule,
+#: EMA weights (decay 0.999) for encoding and decoding.
+AUTOENCODER_TRAIN = TrainConfig(steps=3000, batch_size=32, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0,
+                                warmup_steps=100, lr_schedule="cosine", ema_decay=0.999, ckpt_every=250)
+#: ``autoencoder_shapes``: 3 x 32 x 32 ShapesWorld images <-> 4 x 8 x 8 latents (AutoencoderConfig's defaults).
+AUTOENCODER_SHAPES = AutoencoderRecipe(dataset="shapes", model=AutoencoderConfig(in_channels=3),
+                                       train=AUTOENCODER_TRAIN, shapes=ShapesDataConfig())
+#: ``autoencoder_fashion``: 1 x 32 x 32 (padded 28 x 28) Fashion-MNIST photos <-> 4 x 8 x 8 latents.
+AUTOENCODER_FASHION = AutoencoderRecipe(dataset="fashion", model=AutoencoderConfig(in_channels=1),
+                                        train=AUTOENCODER_TRAIN, fashion=FashionDataConfig())
 
 
 def images(recipe: AutoencoderRecipe, split: str) -> torch.Tensor:
@@ -51,28 +60,19 @@ def fit(recipe: AutoencoderRecipe, *, name: str | None = None, resume: bool = Tr
     """Train an :class:`ImageAutoencoder` on the recipe's training images; with ``name`` the run is checkpointed
     (and resumed) under ``data/cache/runs``. Returns the :class:`TrainResult` (use ``.ema``)."""
     x = images(recipe, "train")
-    torch.manual_seed(recipe.train.seed)
-    model = ImageAutoencoder(recipe.model)
     batches = EpochBatches(len(x), recipe.train.batch_size, recipe.train.seed)
-    return train(model, lambda m, batch: m.loss(batch), lambda step: x[batches(step)], recipe.train,
-                 run_dir=run_dir(name, recipe) if name else None, resume=resume, callback=callback, desc=desc,
-                 device=get_device(device))
+    return common.fit(recipe, lambda step: x[batches(step)], loss_fn=lambda m, batch: m.loss(batch),
+                      build=ImageAutoencoder, name=name, resume=resume, callback=callback, desc=desc, device=device)
 
 
-def train_autoencoder(recipe: AutoencoderRecipe, name: str = "autoencoder",
-                      device: torch.device | str | None = None) -> tuple[ImageAutoencoder, dict[str, Any]]:
-    """Train, set the latent scale from data, measure; returns ``(EMA model, metrics)``."""
-    t0 = time.perf_counter()
+def train(recipe: AutoencoderRecipe, *, name: str | None = None, device: torch.device | str | None = None,
+          **_: Any) -> TrainResult:
+    """Train (resumable under ``name``), then set the EMA model's latent scale from ``scale_samples`` training images
+    (unit-variance latents, as the paper's SD-VAE scale factor does)."""
     result = fit(recipe, name=name, device=device)
-    seconds = time.perf_counter() - t0
-    ae = result.ema
     x = images(recipe, "train")
-    ae.fit_latent_scale(x[:recipe.scale_samples].to(ae.latent_scale.device))
-    metrics = evaluate_autoencoder(ae, recipe)
-    metrics["train_seconds_this_run"] = round(seconds, 1)
-    metrics["train_steps"] = recipe.train.steps
-    metrics["final_train_mse"] = result.history["mse"][-1] if "mse" in result.history else None
-    return ae, metrics
+    result.ema.fit_latent_scale(x[:recipe.scale_samples].to(result.ema.latent_scale.device))
+    return result
 
 
 @torch.no_grad()
@@ -96,3 +96,7 @@ def evaluate_autoencoder(ae: ImageAutoencoder, recipe: AutoencoderRecipe, limit:
     out["latent_std_test"] = round(float(torch.cat([ae.encode(x[i:i + 256]) for i in range(0, len(x), 256)]).std()), 4)
     out["latent_shape"] = list(ae.latent_shape)
     return out
+
+
+__all__ = ["AutoencoderRecipe", "DATASETS", "AUTOENCODER_TRAIN", "AUTOENCODER_SHAPES", "AUTOENCODER_FASHION", "images",
+           "fit", "train", "evaluate_autoencoder"]

@@ -1,22 +1,21 @@
-"""Train and measure the ShapesWorld judge (the referee of the text-to-image notebooks)."""
+"""The ShapesWorld judge (the referee of the text-to-image notebooks): recipe, training and evaluation.
+
+The judge reads shape, colour, size, position and count back from an image (:mod:`crossflow_mini.eval.judge`); it
+learns from the ``judge`` split's renders, whose every shape-colour combination appears, with targets from the
+renderer's exact masks, and is measured on the test split, which it never sees. The shipped recipe is
+:data:`JUDGE_SHAPES`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import time
 from typing import Any
 
 import torch
 
-from ..checkpoints import run_dir
-from ..datasets.shapes import JUDGE_SPLIT, load_shapes
-from ..eval.judge import JudgeNet, judge_accuracy, judge_loss, pixel_targets
-from ..training import EpochBatches, train
-from ..utils import get_device
-from ..datasets.shapes import ShapesDataConfig
-from ..eval.judge import JudgeConfig
-from ..training import TrainConfig
+from ..datasets.shapes import JUDGE_SPLIT, ShapesDataConfig, load_shapes
+from ..eval.judge import JudgeConfig, JudgeNet, judge_accuracy, judge_loss, pixel_targets
+from ..training import EpochBatches, TrainConfig, TrainResult
+from . import common
 
 
 @dataclass(frozen=True)
@@ -28,26 +27,27 @@ class JudgeRecipe:
     shapes: ShapesDataConfig = ShapesDataConfig()
 
 
-def train_judge(recipe: JudgeRecipe, name: str = "judge_shapes",
-                device: torch.device | str | None = None) -> tuple[JudgeNet, dict[str, Any]]:
-    """Train on the ``judge`` split's renders (all shape-colour combinations; targets from the renderer's exact
-    masks); measure on the test split, which it never sees."""
+#: ``judge_shapes``: a dilated per-pixel network of width 32, 1,500 steps of 64 renders, no EMA.
+JUDGE_SHAPES = JudgeRecipe(
+    model=JudgeConfig(width=32),
+    train=TrainConfig(steps=1500, batch_size=64, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.0, warmup_steps=100,
+                      lr_schedule="cosine", ema_decay=0.0, ckpt_every=250),
+    shapes=ShapesDataConfig())
+
+
+def train(recipe: JudgeRecipe, *, name: str | None = "judge_shapes", device: torch.device | str | None = None,
+          **_: Any) -> TrainResult:
+    """Train on the ``judge`` split's renders (resumable under ``name``); measure with :func:`evaluate_judge`."""
     split = load_shapes(JUDGE_SPLIT, recipe.shapes)
     images = split.images_tensor()
-    torch.manual_seed(recipe.train.seed)
-    net = JudgeNet(recipe.model)
     batches = EpochBatches(len(split), recipe.train.batch_size, recipe.train.seed)
 
     def batch_fn(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         idx = batches(step)
         return images[idx], pixel_targets(split, idx.numpy())
 
-    t0 = time.perf_counter()
-    result = train(net, lambda model, batch: judge_loss(model, *batch), batch_fn, recipe.train, desc="judge",
-                   run_dir=run_dir(name, recipe), device=get_device(device))
-    metrics = evaluate_judge(result.ema, recipe)
-    metrics["train_seconds_this_run"] = round(time.perf_counter() - t0, 1)
-    return result.ema, metrics
+    return common.fit(recipe, batch_fn, loss_fn=lambda model, batch: judge_loss(model, *batch), build=JudgeNet,
+                      name=name, desc="judge", device=device)
 
 
 def evaluate_judge(net: JudgeNet, recipe: JudgeRecipe) -> dict[str, Any]:
@@ -55,3 +55,6 @@ def evaluate_judge(net: JudgeNet, recipe: JudgeRecipe) -> dict[str, Any]:
     test = load_shapes("test", recipe.shapes)
     return {"test": judge_accuracy(net, test),
             "test_heldout_combinations": judge_accuracy(net, test.subset(test.heldout))}
+
+
+__all__ = ["JudgeRecipe", "JUDGE_SHAPES", "train", "evaluate_judge"]

@@ -21,6 +21,7 @@ would be lost.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -57,6 +58,8 @@ def image_token_batch(latents: torch.Tensor, patch: int) -> TokenBatch:
 class DirectCaptionerConfig:
     """An image encoder (the Image VE's network, ``variant="plain"``: its mean, no sampling) into the text latent's
     shape, then the text decoder."""
+
+    method: ClassVar[str] = "direct"  # the method's name in tables (tasks.common.method_of)
 
     encoder: ImageVEConfig = ImageVEConfig(in_shape=(4, 8, 8), latent_shape=(8, 4, 4), head="linear",
                                            variant="plain")
@@ -100,6 +103,8 @@ class AutoregressiveCaptionerConfig:
     """A transformer captioner: ``encoder_depth`` self-attention blocks over the image's patch tokens
     (:func:`image_token_batch`), then ``depth`` decoder blocks (causal self-attention over the words so far,
     cross-attention to the image). ``max_len`` output positions, as in :class:`TextDecoderConfig`."""
+
+    method: ClassVar[str] = "autoregressive"  # the method's name in tables (tasks.common.method_of)
 
     image_shape: tuple[int, int, int] = (4, 8, 8)
     patch: int = 2

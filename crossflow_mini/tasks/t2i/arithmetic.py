@@ -365,7 +365,7 @@ def run_arithmetic(pipe: Any, judge: JudgeNet, cfg: ArithmeticConfig) -> dict[st
     latents = TextLatents(pipe, cfg.batch_size)
     checks = controls(cfg)
     out: dict[str, Any] = {
-        "sampler": {"guidance_scale": pipe.default_scale if cfg.guidance_scale is None else cfg.guidance_scale,
+        "sampler": {"guidance_scale": pipe.sampling.guidance_scale if cfg.guidance_scale is None else cfg.guidance_scale,
                     "steps": pipe.default_steps if cfg.steps is None else cfg.steps, "method": pipe.default_method,
                     "latent": "draws" if cfg.sample else "means", "standardisation": cfg.standardisation},
         "kinds": {}, "trivial": {}, "controls": {k: {} for k in checks}, "latent_stats": {}}

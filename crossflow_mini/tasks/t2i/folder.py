@@ -3,12 +3,14 @@ setting (``paper`` profile: 256 px, SD-VAE latents 4 x 32 x 32, CLIP tokens 77 x
 transformer; docs/SCALING_UP.md).
 
 Everything comes from local folders, nothing is downloaded: the frozen text encoder (any transformers model
-folder: the CLIP ViT-L/14 text tower of the paper, T5, or the MiniLM default; :mod:`crossflow_mini.text_encoder`),
+folder: the CLIP ViT-L/14 text tower of the paper, T5, or the MiniLM default; :mod:`crossflow_mini.nn.text_encoder`),
 the image autoencoder (any diffusers ``AutoencoderKL`` folder with its ``scaling_factor``, e.g. SD-VAE;
-:func:`crossflow_mini.autoencoder.load_pretrained_vae`) and the pairs (an image folder with ``metadata.jsonl`` or
-webdataset shards; :mod:`crossflow_mini.datasets.captioned`). The three folders are named by environment
-variables (:func:`local_parts`), which the profiles put into the recipe (:func:`with_local_parts`), together
-with the text model's token width and length, so the Text VE is built for the encoder that is really there.
+:func:`crossflow_mini.nn.autoencoder.load_pretrained_vae`) and the pairs (an image folder with ``metadata.jsonl``
+or webdataset shards; :mod:`crossflow_mini.datasets.captioned`). The three folders are named by environment
+variables (:func:`~crossflow_mini.tasks.t2i.recipe.local_parts`), which the registry puts into the recipe
+(:func:`~crossflow_mini.tasks.t2i.recipe.with_local_parts`), together with the text model's token width and length,
+so the Text VE is built for the encoder that is really there. The recipes are in
+:mod:`crossflow_mini.tasks.t2i.recipe` (``T2I_FOLDER``, ``T2I_FOLDER_PAPER``).
 
 Data (:func:`prepare`): caption tokens (cached) and scaled posterior statistics of the images (cached, encoded in
 batches on the given device); training (:func:`fit`): the shared loop - so ``accelerate launch`` spreads it over
@@ -18,119 +20,24 @@ pairs (the ``validation`` or ``test`` split where the folder has one), at fixed 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ...checkpoints import run_dir
-from ...core.build import build_model
-from ...core.crossflow import CrossFlowConfig
 from ...core.flow_model import FlowModel
 from ...core.params import parameter_report
-from ...core.source import TowerConfig
-from ...core.text_ve import TextVEConfig
-from ...core.transformer import VelocityTransformerConfig
-from ...datasets.captioned import CaptionedImages, CaptionedImagesConfig, has_split, load_captioned
+from ...datasets.captioned import CaptionedImages, has_split, load_captioned
 from ...latents import LatentSet
+from ...nn.text_encoder import TextEmbeddings, TextEncoder
 from ...paths import cache_dir
-from ...nn.text_encoder import TextEmbeddings, TextEncoder, TextEncoderConfig, text_model_info, text_ve_for
-from ...training import TrainConfig, TrainResult, train
+from ...training import TrainResult
 from ...utils import get_device, load_cache_entry, progress, save_tensors
-from .train import T2IData, flow_loss, training_batches
-
-Device = torch.device | str | None
-
-#: Environment variables naming the local parts (docs/SCALING_UP.md).
-TEXT_MODEL_ENV = "CROSSFLOW_TEXT_MODEL"
-VAE_ENV = "CROSSFLOW_VAE"
-IMAGES_ENV = "CROSSFLOW_IMAGE_FOLDER"
-
-
-@dataclass(frozen=True)
-class PretrainedVAEConfig:
-    """A local diffusers ``AutoencoderKL`` folder (``None`` until set: ``CROSSFLOW_VAE``) and the factor its latents
-    are scaled by (``None``: the folder's ``scaling_factor``)."""
-
-    path: str | None = None
-    scaling_factor: float | None = None
-
-
-@dataclass(frozen=True)
-class FolderT2IRecipe:
-    """Everything that determines a CrossFlow checkpoint trained on an image-caption folder: model, training run,
-    data, text encoder and autoencoder (their folders are part of the recipe, so of its hash)."""
-
-    model: CrossFlowConfig = CrossFlowConfig()
-    train: TrainConfig = TrainConfig()
-    data: CaptionedImagesConfig = CaptionedImagesConfig()
-    text: TextEncoderConfig = TextEncoderConfig()
-    vae: PretrainedVAEConfig = PretrainedVAEConfig()
-    sample_steps: int = 50  # the public code's Euler steps (CROSSFLOW_NOTES Sec. 5)
-    sampler: str = "euler"
-    eval_pairs: int = 256  # held-out pairs the validation loss is measured on
-
-    def __post_init__(self) -> None:
-        source = self.model.source
-        if isinstance(source, TextVEConfig) and self.text.max_tokens != source.max_tokens:
-            raise ValueError(f"the text encoder keeps {self.text.max_tokens} tokens but the Text VE expects "
-                             f"{source.max_tokens}: set both max_tokens to the same value (with_local_parts does)")
-        factor = self.data.image_size // self.model.velocity.latent_shape[1]
-        if factor * self.model.velocity.latent_shape[1] != self.data.image_size:
-            raise ValueError(f"images of {self.data.image_size} px cannot give latents of side "
-                             f"{self.model.velocity.latent_shape[1]}")
-
-
-@dataclass(frozen=True)
-class LocalParts:
-    """The folders a user pointed the environment at (``None`` where unset)."""
-
-    text_model: str | None
-    vae: str | None
-    images: str | None
-
-
-def local_parts() -> LocalParts:
-    """``CROSSFLOW_TEXT_MODEL``, ``CROSSFLOW_VAE`` and ``CROSSFLOW_IMAGE_FOLDER`` (empty = unset)."""
-    return LocalParts(*(os.environ.get(k, "").strip() or None for k in (TEXT_MODEL_ENV, VAE_ENV, IMAGES_ENV)))
-
-
-def with_local_parts(recipe: FolderT2IRecipe, parts: LocalParts | None = None) -> FolderT2IRecipe:
-    """``recipe`` with the user's folders in it, and its Text VE built for the text model found there: the token
-    width, the token scale (T5 x 10) and the token length (at most the recipe's ``max_tokens``) come from the
-    model's config. Unset folders leave the recipe's values (CLIP-sized tokens in the ``paper`` profile)."""
-    parts = local_parts() if parts is None else parts
-    text, source = recipe.text, recipe.model.source
-    if parts.text_model is not None:
-        info = text_model_info(parts.text_model)
-        source = text_ve_for(info, source, max_tokens=source.max_tokens)
-        text = dataclasses.replace(text, model_path=parts.text_model, max_tokens=source.max_tokens)
-    vae = recipe.vae if parts.vae is None else dataclasses.replace(recipe.vae, path=parts.vae)
-    data = recipe.data if parts.images is None else dataclasses.replace(recipe.data, path=parts.images)
-    return dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, source=source), text=text, vae=vae,
-                               data=data)
-
-
-def paper_recipe(train_cfg: TrainConfig) -> FolderT2IRecipe:
-    """The paper-scale recipe (``paper`` profile): 256 px images, SD-VAE latents 4 x 32 x 32, CLIP ViT-L/14 tokens
-    77 x 768, and a DiT-B/2 velocity transformer (width 768, depth 12, 12 heads, 2 x 2 patches: 256 tokens; sincos
-    positions and the indicator as a label embedding, as in the DiT backbone of the public code). The Text VE
-    follows the public code's shape (CROSSFLOW_NOTES Sec. 2): transformer layers at the token width, three halving
-    reduction layers (768 -> 96), flatten, one linear map to (mu, logvar); its depth (4) is ours, and so is the
-    contrastive tower (three convs, 64-128-256 channels)."""
-    latent = (4, 32, 32)
-    source = TextVEConfig(token_dim=768, width=768, depth=4, heads=12, max_tokens=77, latent_shape=latent,
-                          reduction_layers=3, kl_form="code",
-                          tower=TowerConfig(in_shape=latent, channels=(64, 128, 256)))
-    velocity = VelocityTransformerConfig(latent_shape=latent, patch_size=2, width=768, depth=12, heads=12,
-                                         time_dim=256, pos_embed="sincos", indicator="embedding")
-    return FolderT2IRecipe(model=CrossFlowConfig(source=source, velocity=velocity), train=train_cfg,
-                           data=CaptionedImagesConfig(image_size=256), text=TextEncoderConfig(max_tokens=77),
-                           vae=PretrainedVAEConfig())
+from .. import common
+from ..common import Device
+from .data import T2IData, training_batches
+from .recipe import VAE_ENV, FolderT2IRecipe
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -199,11 +106,14 @@ def held_out_split(recipe: FolderT2IRecipe) -> str | None:
 # ------------------------------------------------------------------------------------------------ training
 def fit(recipe: FolderT2IRecipe, data: T2IData, *, name: str | None = None, device: Device = None) -> TrainResult:
     """Train the recipe's CrossFlow model (joint loss) on prepared data; resumable when ``name`` is given."""
-    torch.manual_seed(recipe.train.seed)
-    model = build_model(recipe.model)
-    return train(model, flow_loss, training_batches(data, recipe.train), recipe.train,
-                 run_dir=run_dir(name, recipe) if name else None, desc="CrossFlow (folder)",
-                 device=get_device(device))
+    return common.fit(recipe, training_batches(data, recipe.train), name=name, desc="CrossFlow (folder)",
+                      device=device)
+
+
+def train(recipe: FolderT2IRecipe, *, name: str | None = "t2i_folder", device: Device = None,
+          **_: Any) -> TrainResult:
+    """Prepare the folder's training pairs and train (resumable under ``name``)."""
+    return fit(recipe, prepare(recipe, "train", device=device), name=name, device=device)
 
 
 @torch.no_grad()
@@ -226,10 +136,10 @@ def validation_loss(model: FlowModel, data: T2IData, n: int, device: Device = No
     return {k: round(v / max(1, count), 5) for k, v in totals.items()} | {"n_pairs": count}
 
 
-def evaluate_folder_t2i(model: FlowModel, recipe: FolderT2IRecipe, device: Device = None) -> dict[str, Any]:
+def evaluate_folder_t2i(model: FlowModel, recipe: FolderT2IRecipe, device: Device = None, **_: Any) -> dict[str, Any]:
     """Parameters and the loss terms on held-out pairs (where the folder has a validation or test split)."""
     out: dict[str, Any] = {"parameters": parameter_report(model),
-                           "sampler": {"method": recipe.sampler, "steps": recipe.sample_steps}}
+                           "sampler": {"method": recipe.sampling.sampler, "steps": recipe.sampling.steps}}
     split = held_out_split(recipe)
     if split is None:
         out["held_out"] = "none: the folder has no validation/ or test/ split"
@@ -239,31 +149,5 @@ def evaluate_folder_t2i(model: FlowModel, recipe: FolderT2IRecipe, device: Devic
     return out
 
 
-def train_folder_t2i(recipe: FolderT2IRecipe, name: str = "t2i_folder",
-                     device: Device = None) -> tuple[FlowModel, dict[str, Any]]:
-    """Prepare, train (resumable) and measure; returns ``(EMA model, metrics)``. A helper process of a launched
-    multi-process run trains its share and measures nothing."""
-    from ... import distributed
-
-    data = prepare(recipe, "train", device=device)
-    t0 = time.perf_counter()
-    result = fit(recipe, data, name=name, device=device)
-    seconds = time.perf_counter() - t0
-    if not distributed.is_main_process():
-        return result.model, {}
-    metrics: dict[str, Any] = {
-        "train_seconds_this_run": round(seconds, 1), "train_steps": recipe.train.steps,
-        "resumed_from_step": result.resumed_from, "n_train_pairs": len(data.text),
-        "train_seconds_all_parts": None if result.seconds is None else round(result.seconds, 1),
-        "final_losses": {k: round(v[-1], 5) for k, v in result.history.items() if v and k != "step"},
-        "device": str(get_device(device)), "torch_threads": torch.get_num_threads(),
-    }
-    if result.resumed_from == 0 and seconds > 0:
-        metrics["train_samples_per_second"] = round(recipe.train.steps * recipe.train.batch_size / seconds, 1)
-    metrics |= evaluate_folder_t2i(result.ema, recipe, device)
-    return result.ema, metrics
-
-
-__all__ = ["TEXT_MODEL_ENV", "VAE_ENV", "IMAGES_ENV", "PretrainedVAEConfig", "FolderT2IRecipe", "LocalParts",
-           "local_parts", "with_local_parts", "paper_recipe", "load_vae", "encode_pairs", "prepare", "fit",
-           "validation_loss", "evaluate_folder_t2i", "train_folder_t2i"]
+__all__ = ["load_vae", "encode_pairs", "prepare", "held_out_split", "fit", "train", "validation_loss",
+           "evaluate_folder_t2i"]
