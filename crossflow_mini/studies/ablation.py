@@ -64,12 +64,17 @@ def run_ablation(base: T2IRecipe, cfg: T2IAblationConfig, autoencoder: torch.nn.
     return out
 
 
+def config(profile: Profile) -> Any:
+    """What the study measures for a profile (stored beside its numbers)."""
+    return profile.t2i_ablation
+
+
 def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
     """The study for a profile: ``(config, metrics)`` of ``data/results/t2i_ablation.json``. Every run is the
     paper's Text VE design (``t2i_shapes_flatten``): its Table 3a/3b are about its own head."""
     base = registry.recipe("t2i_shapes_flatten", profile)
-    return profile.t2i_ablation, run_ablation(base, profile.t2i_ablation, registry.load("autoencoder_shapes", profile),
-                                              registry.load("judge_shapes", profile), device=profile.device)
+    return config(profile), run_ablation(base, profile.t2i_ablation, registry.load("autoencoder_shapes", profile),
+                                         registry.load("judge_shapes", profile), device=profile.device)
 
 
-__all__ = ["ablation_recipes", "run_ablation", "run"]
+__all__ = ["ablation_recipes", "run_ablation", "config", "run"]

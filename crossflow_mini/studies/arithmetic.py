@@ -16,12 +16,19 @@ from ..profiles import Profile
 from ..tasks.t2i.arithmetic import run_arithmetic
 
 
+def config(profile: Profile) -> dict[str, Any]:
+    """What the study measures for a profile (stored beside its numbers): the study's sizes and both models' recipes;
+    the reference run has no strength sweep and no interpolation."""
+    reference = dataclasses.replace(profile.arithmetic, sweep_cases=0, interpolation_pairs=0)
+    return {"arithmetic": profile.arithmetic, "t2i_shapes": registry.recipe("t2i_shapes", profile),
+            "reference": {"arithmetic": reference,
+                          "t2i_shapes_flatten": registry.recipe("t2i_shapes_flatten", profile)}}
+
+
 def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
     """The study for a profile: ``(config, metrics)`` of ``data/results/arithmetic.json``."""
-    reference = dataclasses.replace(profile.arithmetic, sweep_cases=0, interpolation_pairs=0)
-    cfg = {"arithmetic": profile.arithmetic, "t2i_shapes": registry.recipe("t2i_shapes", profile),
-           "reference": {"arithmetic": reference,
-                         "t2i_shapes_flatten": registry.recipe("t2i_shapes_flatten", profile)}}
+    cfg = config(profile)
+    reference = cfg["reference"]["arithmetic"]
     judge = registry.load("judge_shapes", profile)
     out = run_arithmetic(CrossFlowPipeline.from_pretrained("t2i_shapes", profile), judge, profile.arithmetic)
     ref_pipe = CrossFlowPipeline.from_pretrained("t2i_shapes_flatten", profile)
@@ -31,4 +38,4 @@ def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
     return cfg, out
 
 
-__all__ = ["run"]
+__all__ = ["config", "run"]

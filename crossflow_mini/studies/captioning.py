@@ -199,12 +199,18 @@ def _rounded(d: dict[str, float]) -> dict[str, float]:
     return {k: (round(v, 4) if isinstance(v, float) and v == v else v) for k, v in d.items()}
 
 
+def config(profile: Profile) -> dict[str, Any]:
+    """What the study measures for a profile (stored beside its numbers): its sizes and every recipe."""
+    names = ("text_autoencoder_shapes", *CAPTIONERS)
+    return {"study": profile.caption_study, "eval": profile.caption_eval,
+            **{n: registry.recipe(n, profile) for n in names}}
+
+
 def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
     """The study for a profile: ``(config, metrics)`` of ``data/results/captioning.json`` (with the cycle through the
     shipped text-to-image model where ``caption_study.cycle_per_kind`` asks for it)."""
-    names = ("text_autoencoder_shapes", *CAPTIONERS)
-    recipes = {n: registry.recipe(n, profile) for n in names}
-    cfg = {"study": profile.caption_study, "eval": profile.caption_eval, **recipes}
+    cfg = config(profile)
+    recipes = {n: cfg[n] for n in ("text_autoencoder_shapes", *CAPTIONERS)}
     cycle = bool(profile.caption_study.cycle_per_kind)
     return cfg, run_study(lambda name: registry.find(name, profile), recipes,
                           registry.load("autoencoder_shapes", profile), profile.caption_eval, profile.caption_study,
@@ -213,4 +219,4 @@ def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
 
 
 __all__ = ["CAPTIONERS", "SCENE_GROUPS", "comparison_rows", "markdown_table", "readme_table",
-           "read_as_scene", "image_scene_scores", "cycle_indices", "run_cycle", "run_study", "run"]
+           "read_as_scene", "image_scene_scores", "cycle_indices", "run_cycle", "run_study", "config", "run"]

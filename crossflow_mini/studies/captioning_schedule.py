@@ -120,13 +120,19 @@ def _joint_batches(recipe: CaptionRecipe, data) -> Callable[[int], tuple[torch.T
     return batch_fn
 
 
+def config(profile: Profile) -> dict[str, Any]:
+    """What the study measures for a profile (stored beside its numbers)."""
+    return {"schedule": profile.caption_schedule, "eval": profile.caption_eval,
+            "caption_crossflow": registry.recipe("caption_crossflow", profile)}
+
+
 def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
     """The study for a profile: ``(config, metrics)`` of ``data/results/captioning_schedule.json``."""
-    recipe = registry.recipe("caption_crossflow", profile)
-    cfg = {"schedule": profile.caption_schedule, "eval": profile.caption_eval, "caption_crossflow": recipe}
+    cfg = config(profile)
+    recipe = cfg["caption_crossflow"]
     return cfg, run_schedules(recipe, registry.load("text_autoencoder_shapes", profile, recipe=recipe.text_autoencoder),
                               registry.load("autoencoder_shapes", profile, recipe=recipe.autoencoder),
                               profile.caption_schedule, profile.caption_eval, device=profile.device)
 
 
-__all__ = ["SCHEDULES", "JointCaptioner", "run_schedules", "run"]
+__all__ = ["SCHEDULES", "JointCaptioner", "run_schedules", "config", "run"]

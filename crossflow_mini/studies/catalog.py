@@ -16,35 +16,37 @@ from . import ablation, arithmetic, captioning, captioning_schedule, comparison,
 
 @dataclass(frozen=True)
 class Study:
-    """A study: what it measures, and ``run(profile) -> (config, metrics)``."""
+    """A study: what it measures, ``run(profile) -> (config, metrics)``, and ``config(profile)`` alone (what a
+    results file stores beside the numbers, cheap to build)."""
 
     description: str
     run: Callable[[Profile], tuple[Any, dict[str, Any]]]
+    config: Callable[[Profile], Any]
 
 
 STUDIES: dict[str, Study] = {
     "t2i_ablation": Study("mini paper Table 3a/3b: plain encoder vs encoder + noise vs Text VE, and the Text VE's "
-                          "loss", ablation.run),
+                          "loss", ablation.run, ablation.config),
     "t2i_comparison": Study("CrossFlow vs standard flow matching at equal size and steps on ShapesWorld and "
-                            "Fashion-MNIST: mini-GenEval, class accuracy, FID with floor, ms/image", comparison.run),
-    "t2i_scaling": Study("mini paper Fig. 3: both methods at 3 sizes x 3 training lengths, mini-GenEval", scaling.run),
+                            "Fashion-MNIST: mini-GenEval, class accuracy, FID with floor, ms/image", comparison.run, comparison.config),
+    "t2i_scaling": Study("mini paper Fig. 3: both methods at 3 sizes x 3 training lengths, mini-GenEval", scaling.run, scaling.config),
     "t2i_variants": Study("what it takes for CrossFlow to compose: Text VE variants (the paper's, the public code's KL, "
                           "a patch-query head, alignment to the image latent, ...) beside the baseline at one budget, "
-                          "mini-GenEval on test prompts", variants.run),
+                          "mini-GenEval on test prompts", variants.run, variants.config),
     "depth": Study("mini paper Table 5: CrossFlow vs standard flow matching vs regression on DepthWorld (test split, "
-                   "as predicted and aligned) and zero-shot on the Middlebury Motorcycle", depth.run),
+                   "as predicted and aligned) and zero-shot on the Middlebury Motorcycle", depth.run, depth.config),
     "sr": Study("mini paper Table 6: 4x super-resolution of photo patches - bicubic, regression (L1, L2), standard "
                 "flow matching, CrossFlow from the upsampled image (sources: none / fixed noise / VE); PSNR, SSIM, "
-                "FID and KID with floors", sr.run),
+                "FID and KID with floors", sr.run, sr.config),
     "captioning": Study("mini paper Table 4: CrossFlow image -> text vs standard flow matching, the direct and the "
                         "autoregressive captioner (BLEU-4, ROUGE-L, CIDEr-D, scene accuracy by parsing), the text "
-                        "autoencoder's reconstruction, and the cycle text -> image -> text", captioning.run),
+                        "autoencoder's reconstruction, and the cycle text -> image -> text", captioning.run, captioning.config),
     "captioning_schedule": Study("the CrossFlow captioner's training schedule, measured once: text autoencoder frozen "
                                  "(shipped) vs trained jointly with the flow, same start and steps",
-                                 captioning_schedule.run),
+                                 captioning_schedule.run, captioning_schedule.config),
     "arithmetic": Study("mini paper Table 8 and Fig. 5-6: latent addition, subtraction and attribute edits with the "
                         "shipped t2i_shapes model, judged (held-out combinations apart), beside the trivial answer; "
-                        "the strength sweep; lerp / slerp interpolation read along the path", arithmetic.run),
+                        "the strength sweep; lerp / slerp interpolation read along the path", arithmetic.run, arithmetic.config),
 }
 #: Names that stand for several studies (``reproduce t2i`` runs the comparison and the scaling study).
 STUDY_GROUPS: dict[str, tuple[str, ...]] = {"t2i": ("t2i_comparison", "t2i_scaling")}

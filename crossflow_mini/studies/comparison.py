@@ -169,18 +169,23 @@ def run_comparison(profile: Profile, recipes: dict[tuple[str, str], T2IRecipe], 
     return out
 
 
+def config(profile: Profile) -> dict[str, Any]:
+    """What the study measures for a profile (stored beside its numbers): its sizes and every model's recipe."""
+    return {"compare": profile.t2i_compare, **{name: registry.recipe(name, profile) for name in CHECKPOINTS.values()}}
+
+
 def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
     """The study for a profile: ``(config, metrics)`` of ``data/results/t2i_comparison.json``."""
     classifier, meta = registry.find("classifier_fashion", profile)
-    recipes = {key: registry.recipe(name, profile) for key, name in CHECKPOINTS.items()}
+    cfg = config(profile)
+    recipes = {key: cfg[name] for key, name in CHECKPOINTS.items()}
     referees = {"autoencoder_shapes": registry.load("autoencoder_shapes", profile),
                 "autoencoder_fashion": registry.load("autoencoder_fashion", profile),
                 "judge": registry.load("judge_shapes", profile), "classifier": classifier,
                 "classifier_accuracy": meta["metrics"]["test_accuracy"]}
-    cfg = {"compare": profile.t2i_compare, **{name: recipes[key] for key, name in CHECKPOINTS.items()}}
     return cfg, run_comparison(profile, recipes, lambda name, recipe: registry.find(name, profile, recipe=recipe),
                                referees, profile.device)
 
 
 __all__ = ["ComparisonConfig", "METHODS", "CHECKPOINTS", "REFERENCE_METHODS", "PAPER", "ms_per_image",
-           "compare_shapes", "compare_fashion", "winner", "run_comparison", "run"]
+           "compare_shapes", "compare_fashion", "winner", "run_comparison", "config", "run"]

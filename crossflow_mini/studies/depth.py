@@ -83,11 +83,16 @@ def readme_table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def config(profile: Profile) -> dict[str, Any]:
+    """What the study measures for a profile (stored beside its numbers): its sizes and the three recipes."""
+    return {"eval": profile.depth_eval, **{name: registry.recipe(name, profile) for name in CHECKPOINTS.values()}}
+
+
 def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
     """The study for a profile: ``(config, metrics)`` of ``data/results/depth.json``."""
-    recipes = {name: registry.recipe(name, profile) for name in CHECKPOINTS.values()}
-    return {"eval": profile.depth_eval, **recipes}, run_study(lambda name: registry.find(name, profile), recipes,
-                                                               profile.depth_eval, profile.device)
+    cfg = config(profile)
+    recipes = {name: cfg[name] for name in CHECKPOINTS.values()}
+    return cfg, run_study(lambda name: registry.find(name, profile), recipes, profile.depth_eval, profile.device)
 
 
-__all__ = ["CHECKPOINTS", "run_study", "readme_table", "run"]
+__all__ = ["CHECKPOINTS", "run_study", "readme_table", "config", "run"]

@@ -105,12 +105,18 @@ def run_scaling(cfg: ScalingConfig, base: T2IRecipe, base_baseline: T2IRecipe, a
     return out
 
 
+def config(profile: Profile) -> dict[str, Any]:
+    """What the study measures for a profile (stored beside its numbers): its sizes and the two base recipes."""
+    return {"scaling": profile.t2i_scaling, "crossflow_base": registry.recipe("t2i_shapes", profile),
+            "baseline_base": registry.recipe("t2i_baseline_shapes", profile)}
+
+
 def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
     """The study for a profile: ``(config, metrics)`` of ``data/results/t2i_scaling.json``."""
-    base, baseline = registry.recipe("t2i_shapes", profile), registry.recipe("t2i_baseline_shapes", profile)
-    cfg = {"scaling": profile.t2i_scaling, "crossflow_base": base, "baseline_base": baseline}
+    cfg = config(profile)
+    base, baseline = cfg["crossflow_base"], cfg["baseline_base"]
     return cfg, run_scaling(profile.t2i_scaling, base, baseline, registry.load("autoencoder_shapes", profile),
                             registry.load("judge_shapes", profile), profile.device)
 
 
-__all__ = ["ScalingConfig", "scaling_recipes", "scaling_point", "run_scaling_run", "run_scaling", "run"]
+__all__ = ["ScalingConfig", "scaling_recipes", "scaling_point", "run_scaling_run", "run_scaling", "config", "run"]

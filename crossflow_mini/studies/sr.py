@@ -121,12 +121,18 @@ def readme_table(results: dict[str, Any]) -> str:
 CHECKPOINTS = ("sr_regression", "sr_baseline", "sr_crossflow")
 
 
+def config(profile: Profile) -> dict[str, Any]:
+    """What the study measures for a profile (stored beside its numbers): its sizes and the three shipped recipes."""
+    return {"study": profile.sr_study, "eval": profile.sr_eval,
+            **{name: registry.recipe(name, profile) for name in CHECKPOINTS}}
+
+
 def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
     """The study for a profile: ``(config, metrics)`` of ``data/results/sr.json``."""
-    recipes = {name: registry.recipe(name, profile) for name in CHECKPOINTS}
-    cfg = {"study": profile.sr_study, "eval": profile.sr_eval, **recipes}
+    cfg = config(profile)
+    recipes = {name: cfg[name] for name in CHECKPOINTS}
     return cfg, run_sr_study(recipes, profile.sr_study, profile.sr_eval,
                              lambda name, recipe: registry.find(name, profile, recipe=recipe), profile.device)
 
 
-__all__ = ["SRStudyConfig", "CHECKPOINTS", "study_recipes", "run_sr_study", "acceptance", "readme_table", "run"]
+__all__ = ["SRStudyConfig", "CHECKPOINTS", "study_recipes", "run_sr_study", "acceptance", "readme_table", "config", "run"]

@@ -138,14 +138,20 @@ def run_variants(base: T2IRecipe, baseline: T2IRecipe, cfg: VariantsConfig, auto
     return out
 
 
+def config(profile: Profile) -> dict[str, Any]:
+    """What the study measures for a profile (stored beside its numbers): its rows and the two base recipes."""
+    return {"variants": profile.t2i_variants, "crossflow_base": registry.recipe("t2i_shapes_flatten", profile),
+            "baseline_base": registry.recipe("t2i_baseline_shapes", profile)}
+
+
 def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
     """The study for a profile: ``(config, metrics)`` of ``data/results/t2i_variants.json``. Every row is the
     paper's design (``t2i_shapes_flatten``) with its overrides."""
-    base, baseline = registry.recipe("t2i_shapes_flatten", profile), registry.recipe("t2i_baseline_shapes", profile)
-    cfg = {"variants": profile.t2i_variants, "crossflow_base": base, "baseline_base": baseline}
+    cfg = config(profile)
+    base, baseline = cfg["crossflow_base"], cfg["baseline_base"]
     return cfg, run_variants(base, baseline, profile.t2i_variants, registry.load("autoencoder_shapes", profile),
                              registry.load("judge_shapes", profile), profile.device)
 
 
 __all__ = ["DEFAULT_VARIANTS", "BASELINE_VARIANTS", "VariantsConfig", "variant_recipes", "sample_spread", "judge_run",
-           "run_variants", "run"]
+           "run_variants", "config", "run"]

@@ -366,7 +366,7 @@ def run_arithmetic(pipe: Any, judge: JudgeNet, cfg: ArithmeticConfig) -> dict[st
     checks = controls(cfg)
     out: dict[str, Any] = {
         "sampler": {"guidance_scale": pipe.sampling.guidance_scale if cfg.guidance_scale is None else cfg.guidance_scale,
-                    "steps": pipe.default_steps if cfg.steps is None else cfg.steps, "method": pipe.default_method,
+                    "steps": pipe.sampling.steps if cfg.steps is None else cfg.steps, "method": pipe.sampling.sampler,
                     "latent": "draws" if cfg.sample else "means", "standardisation": cfg.standardisation},
         "kinds": {}, "trivial": {}, "controls": {k: {} for k in checks}, "latent_stats": {}}
     n_images = 0
