@@ -73,4 +73,4 @@ readme: setup
 	$(PY) tools/update_readme.py
 
 reproduce: setup data
-	CROSSFLOW_PROFILE=full $(PY) -m crossflow_mini reproduce
+	CROSSFLOW_PROFILE=full $(PY) -m crossflow_mini reproduce --overwrite

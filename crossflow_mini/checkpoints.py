@@ -20,9 +20,10 @@ empty), or one whose bytes differ from ``weights_sha256`` (a bad disk block, a b
 also how to restore it from git). The checksum costs a few milliseconds per MB. It is *not* part of the config
 hash: it identifies the bytes of one training run, the config hash identifies the recipe.
 
-A checkpoint saved before checksums existed (no ``weights_sha256``) still loads, with an
-:class:`UnverifiedCheckpointWarning` that names the commands that add one (:func:`record_checksum`, when you trust
-the file) or rebuild it. Every shipped checkpoint carries the key (a test checks it).
+Every folder crossflow_mini writes carries ``weights_sha256`` (a test checks the shipped ones), so one without it was
+edited or copied from elsewhere: loading it raises :class:`UnverifiedCheckpointError`, which names the two ways on -
+rebuild it, or, for an external folder you trust, record its checksum once (``python -m crossflow_mini trust
+FOLDER``, :func:`record_checksum`); every later load then checks the weights against it.
 
 Shipped checkpoints live in ``data/checkpoints/<name>/``; checkpoints trained on the fly (a ``smoke`` run, or a
 config you changed) go to ``data/cache/checkpoints/<name>-<hash>/``. :func:`load_or_train` looks in both, in
@@ -79,8 +80,9 @@ class CheckpointDamagedError(CheckpointError, DamagedFileError):
         super().__init__(f"checkpoint {name!r} is damaged: {problem} ({self.path}). {self.hint}")
 
 
-class UnverifiedCheckpointWarning(UserWarning):
-    """A checkpoint without ``weights_sha256`` (saved before checksums existed) was loaded unchecked."""
+class UnverifiedCheckpointError(CheckpointError):
+    """A checkpoint whose ``config.json`` has no ``weights_sha256``: its weights cannot be checked, so they are not
+    loaded until someone who trusts them records their checksum (``python -m crossflow_mini trust FOLDER``)."""
 
 
 def rebuild_command(name: str) -> str:
@@ -275,12 +277,12 @@ def load_checkpoint(directory: str | Path, cfg: Any, *, name: str | None = None,
             f"rebuild it with `{rebuild_command(name)}`")
     expected = meta.get(CHECKSUM_KEY)
     if expected is None:
-        warnings.warn(
-            f"checkpoint {name!r} at {directory} has no {CHECKSUM_KEY} (saved before checksums existed), so its "
-            f"weights were loaded unchecked; if you trust them, record their checksum with `python -c \"from "
-            f"crossflow_mini.checkpoints import record_checksum; record_checksum('{directory}')\"`, else rebuild "
-            f"them with `{rebuild_command(name)}`", UnverifiedCheckpointWarning, stacklevel=2)
-    elif sha256_file(weights) != expected:
+        raise UnverifiedCheckpointError(
+            f"checkpoint {name!r} at {directory} has no {CHECKSUM_KEY} in its {CONFIG_FILE}, so its weights cannot be "
+            f"checked (every folder crossflow_mini writes has one: this one was edited or came from elsewhere). "
+            f"{repair_hint(name, directory)} If it is an external folder you trust, record its checksum once with "
+            f"`python -m crossflow_mini trust {directory}`.")
+    if sha256_file(weights) != expected:
         raise CheckpointDamagedError(name, weights, f"{WEIGHTS_FILE} fails its checksum: its bytes differ from the "
                                                     f"{CHECKSUM_KEY} in {CONFIG_FILE}, so they changed after saving")
     return state, meta
@@ -380,7 +382,7 @@ def load_or_train(name: str, cfg: Any, build: Callable[[Any], torch.nn.Module],
 
 
 __all__ = ["CheckpointError", "CheckpointNotFoundError", "CheckpointMismatchError", "CheckpointDamagedError",
-           "UnverifiedCheckpointWarning", "CHECKSUM_KEY", "save_checkpoint", "load_checkpoint", "read_meta",
+           "UnverifiedCheckpointError", "CHECKSUM_KEY", "save_checkpoint", "load_checkpoint", "read_meta",
            "update_metrics", "record_checksum", "load_or_train", "shipped_dir", "cached_dir", "rebuild_command",
            "repair_hint", "run_dir", "matches", "SAMPLING_FILE", "write_sampling", "read_sampling", "trained_sampling",
            "attach"]

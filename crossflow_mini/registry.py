@@ -91,6 +91,9 @@ TEXT_AUTOENCODER = Task("text autoencoder", lambda r: TextAutoencoder(r.model), 
                         caption_eval.evaluate_text_autoencoder_checkpoint)
 CAPTIONING = Task("captioning", lambda r: caption_train.build_captioner(r.model), caption_train.train,
                   caption_eval.evaluate, sizes="caption_eval", pipeline="CaptioningPipeline")
+#: The direct and autoregressive captioners have no flow: the captioning pipeline does not serve them (captions_of
+#: does).
+CAPTIONING_NO_FLOW = dataclasses.replace(CAPTIONING, pipeline=None)
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def _captioner(name: str, description: str, recipe: Any) -> NamedCheckpoint:
     needs = {"autoencoder": "autoencoder_shapes"}
     if recipe.text_autoencoder is not None:
         needs["text_autoencoder"] = "text_autoencoder_shapes"
-    return NamedCheckpoint(name, description, CAPTIONING, recipe, needs)
+    return NamedCheckpoint(name, description, CAPTIONING if recipe.is_flow else CAPTIONING_NO_FLOW, recipe, needs)
 
 
 CHECKPOINTS: dict[str, NamedCheckpoint] = {c.name: c for c in (

@@ -41,7 +41,7 @@ from .utils import DamagedFileError, load_tensors, progress, save_tensors, to_de
 class TrainConfig:
     """One training run of :func:`crossflow_mini.training.train`.
 
-    Defaults follow the paper's optimiser (CROSSFLOW_NOTES Sec. 3: AdamW, betas (0.9, 0.9), weight decay 0.03,
+    Defaults follow the paper's optimiser (docs/METHOD.md Sec. 3: AdamW, betas (0.9, 0.9), weight decay 0.03,
     warm-up, EMA) with a learning rate and EMA decay sized for short CPU runs."""
 
     steps: int = 1000

@@ -54,7 +54,9 @@ def bench_autoencoder(steps: int) -> float:
     """Training samples/s of the shipped ShapesWorld autoencoder recipe (forward + backward + AdamW step)."""
     from ..nn.autoencoder import ImageAutoencoder
 
-    recipe = get_profile("full").autoencoder_shapes
+    from .. import registry
+
+    recipe = registry.recipe("autoencoder_shapes", get_profile("full"))
     torch.manual_seed(0)
     ae = ImageAutoencoder(recipe.model)
     opt = torch.optim.AdamW(ae.parameters(), lr=recipe.train.lr)
@@ -94,7 +96,9 @@ def bench_t2i(steps: int, sample_batch: int, device: str | torch.device | None =
     from ..core.crossflow import CrossFlowModel
     from ..core.source import TokenBatch
 
-    recipe = get_profile("full").t2i_shapes
+    from .. import registry
+
+    recipe = registry.recipe("t2i_shapes", get_profile("full"))
     device = get_device(device)
     torch.manual_seed(0)
     model = CrossFlowModel(recipe.model).to(device)
@@ -123,10 +127,10 @@ def bench_t2i(steps: int, sample_batch: int, device: str | torch.device | None =
     n = sample_batch
     prompts = TokenBatch(tokens[:1].expand(n, -1, -1), mask[:1].expand(n, -1))
     for label, w in (("w1", 1.0), ("cfg", 2.0)):
-        t = _timeit(lambda: _sync(model.generate(prompts, guidance_scale=w, steps=recipe.sample_steps,
-                                                 method=recipe.sampler), device), repeat=2)
+        t = _timeit(lambda: _sync(model.generate(prompts, guidance_scale=w, steps=recipe.sampling.steps,
+                                                 method=recipe.sampling.sampler), device), repeat=2)
         out[f"t2i_sample_ms_per_image_{label}"] = 1e3 * t / n
-    out["t2i_sample_steps"] = recipe.sample_steps
+    out["t2i_sample_steps"] = recipe.sampling.steps
     return out
 
 

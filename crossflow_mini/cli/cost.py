@@ -73,13 +73,13 @@ def training_cost(cfg: CrossFlowConfig, steps: int, batch_size: int, *, samples_
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m crossflow_mini.cost [--profile paper]``: the cost of a profile's ``t2i_folder`` recipe."""
+    """``python -m crossflow_mini.cli.cost [--profile paper]``: the cost of a profile's ``t2i_folder`` recipe."""
     import argparse
     import json
 
     from ..profiles import PROFILES, get_profile
 
-    ap = argparse.ArgumentParser(prog="python -m crossflow_mini.cost", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m crossflow_mini.cli.cost", description=main.__doc__)
     ap.add_argument("--profile", default="paper", choices=PROFILES)
     ap.add_argument("--samples-per-second", type=float, help="a measured training throughput (make gpu-check)")
     ap.add_argument("--peak-tflops", type=float, help="else: a GPU's bf16 peak ...")

@@ -73,10 +73,10 @@ def prepare_t2i_shapes(train_images: int | None, profile_name: str = "course") -
     from ..paths import cache_dir
     from ..profiles import get_profile
     from .. import registry
-    from ..tasks.t2i import train as t2i
+    from ..tasks.t2i import data as t2i
 
     profile = get_profile(profile_name, device="cpu")
-    recipe = _with_images(profile.t2i_shapes, train_images)
+    recipe = _with_images(registry.recipe("t2i_shapes", profile), train_images)
     data = t2i.prepare(recipe, "train", registry.load("autoencoder_shapes", profile, recipe=recipe.autoencoder))
     size = sum(f.stat().st_size for f in cache_dir().rglob("*") if f.is_file())
     return {"train_images": len(data.split), "cache": str(cache_dir()), "cache_mib": round(size / 2**20, 1)}
@@ -94,11 +94,13 @@ def t2i_shapes_part(steps: int, train_images: int | None, cpu_steps: int, n_samp
     sampling; and ``cpu_steps`` steps on this machine's CPU. (The tests run it with the smoke profile on the CPU.)"""
     from ..profiles import get_profile
     from .. import registry
-    from ..tasks.t2i import train as t2i
+    from ..tasks.common import model_loss
+    from ..tasks.t2i import data as t2i
+    from ..tasks.t2i.evaluate import generate
     from ..training import train
 
     profile = get_profile(profile_name, device=device)
-    recipe = _with_images(profile.t2i_shapes, train_images)  # fewer images: smaller caches to prepare or carry
+    recipe = _with_images(registry.recipe("t2i_shapes", profile), train_images)  # fewer images: smaller caches to prepare or carry
     t0 = time.perf_counter()
     autoencoder = registry.load("autoencoder_shapes", profile, recipe=recipe.autoencoder)
     data = t2i.prepare(recipe, "train", autoencoder)
@@ -112,7 +114,7 @@ def t2i_shapes_part(steps: int, train_images: int | None, cpu_steps: int, n_samp
         from ..core.build import build_model
 
         clock = _StepClock()
-        result = train(build_model(recipe.model), t2i.flow_loss, t2i.training_batches(data, cfg),
+        result = train(build_model(recipe.model), model_loss, t2i.training_batches(data, cfg),
                        dataclasses.replace(cfg, steps=n), callback=clock, device=device, desc=f"t2i on {device}")
         return clock, result
 
@@ -124,14 +126,15 @@ def t2i_shapes_part(steps: int, train_images: int | None, cpu_steps: int, n_samp
     out["cpu_here_threads"] = torch.get_num_threads()
     # sampling: the EMA model, recipe's steps, with and without guidance (w = 1: one call per step)
     prompts = data.text.batch(torch.arange(min(n_sample, len(data.split))))
-    for label, w in (("w1", 1.0), ("cfg", recipe.model.guidance.scale if recipe.model.guidance.scale != 1 else 3.0)):
-        t2i.generate(result.ema, autoencoder, prompts[:8], w, recipe.sample_steps, device=device)  # warm-up
+    scale = recipe.sampling.guidance_scale
+    for label, w in (("w1", 1.0), ("cfg", scale if scale != 1 else 3.0)):
+        generate(result.ema, autoencoder, prompts[:8], w, recipe.sampling.steps, device=device)  # warm-up
         _sync()
         t = time.perf_counter()
-        t2i.generate(result.ema, autoencoder, prompts, w, recipe.sample_steps, batch_size=len(prompts), device=device)
+        generate(result.ema, autoencoder, prompts, w, recipe.sampling.steps, batch_size=len(prompts), device=device)
         _sync()
         out[f"{device}_sample_ms_per_image_{label}"] = round(1000 * (time.perf_counter() - t) / len(prompts), 3)
-    out["sample_steps"] = recipe.sample_steps
+    out["sample_steps"] = recipe.sampling.steps
     bench = Path(__file__).resolve().parent.parent / "data" / "results" / "bench.json"
     if bench.is_file():
         b = json.loads(bench.read_text())
@@ -152,7 +155,9 @@ def paper_smoke_part(steps: int, batch_size: int, *, device: str = "cuda", profi
     from ..profiles import get_profile
     from ..training import train
 
-    recipe = get_profile(profile_name, device=device).t2i_folder
+    from .. import registry
+
+    recipe = registry.recipe("t2i_folder", get_profile(profile_name, device=device))
     src, shape = recipe.model.source, tuple(recipe.model.velocity.latent_shape)
     g = torch.Generator().manual_seed(0)
     n = 4 * batch_size

@@ -113,7 +113,7 @@ class FlowModel(nn.Module):
         ``t_end`` (default the target t = 1). ``guidance_scale``, ``steps`` and ``method`` default to
         :attr:`sampling`'s; w = 1 is the plain conditional model. ``condition``: what the network reads besides z_t
         (the baseline's text or image; ``None`` for CrossFlow)."""
-        scale = check_scale(self.sampling.guidance_scale if guidance_scale is None else guidance_scale)
+        scale = check_scale(self.sampling.guidance_scale if guidance_scale is None else guidance_scale)  # warns once
         method = self.sampling.sampler if method is None else method
         if grid is None:
             steps = self.sampling.steps if steps is None else steps

@@ -143,9 +143,10 @@ def swap_targets(z1: torch.Tensor, mask: torch.Tensor, generator: torch.Generato
 
 
 # ---------------------------------------------------------------------------------------------- sampling
-def check_scale(scale: float) -> float:
-    """A guidance scale must be a finite real number; a clear error beats NaN images. A negative scale is allowed
-    (w < 0 pushes the sample away from the condition, an experiment some readers want) but said with a warning,
+def check_scale(scale: float, warn: bool = True) -> float:
+    """A guidance scale must be a finite real number; a clear error beats NaN images. A negative scale, or one far
+    outside the tuned range (:data:`LARGE_SCALE`), is allowed (w < 0 pushes the sample away from the condition, an
+    experiment some readers want) but said with a warning (``warn``: once per call, by the caller facing the user),
     since it is more often a typo."""
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) and not (
             torch.is_tensor(scale) and scale.numel() == 1):
@@ -154,10 +155,10 @@ def check_scale(scale: float) -> float:
     if not math.isfinite(value):
         raise ValueError(f"guidance_scale must be finite, got {value}; w = 1 is the plain conditional model, "
                          f"the paper uses 2 to 7")
-    if value < 0:
+    if warn and value < 0:
         warnings.warn(f"guidance_scale {value:g} < 0 pushes the sample away from the condition; w = 0 is the "
                       f"unconditional model, w = 1 the plain conditional one, the paper uses 2 to 7", stacklevel=3)
-    if abs(value) > LARGE_SCALE:
+    if warn and abs(value) > LARGE_SCALE:
         warnings.warn(f"guidance_scale {value:g} is far outside the range models are tuned on (|w| <= "
                       f"{LARGE_SCALE:g}; the paper uses 2 to 7): expect saturated or meaningless outputs", stacklevel=3)
     return value
@@ -177,7 +178,7 @@ def guided_velocity(model: Callable[..., torch.Tensor], z: torch.Tensor, t: torc
 
     ``t`` may be a scalar or ``(B,)``. Extra ``kwargs`` go to the model; tensor kwargs must be per-sample
     (first dimension B) and are duplicated for the 2B call; pass non-per-sample settings as non-tensors."""
-    scale = check_scale(scale)
+    scale = check_scale(scale, warn=False)  # the caller (FlowModel.flow) warned once already
     b = z.shape[0]
     t = t.expand(b) if t.ndim == 0 else t
     if t.shape != (b,):

@@ -1,6 +1,6 @@
 """The Image Variational Encoder (Image VE): an image (or image latent) -> a Gaussian latent of any target shape.
 
-CrossFlow's downstream tasks run the same recipe from an image (paper Sec. 5.4-5.6; CROSSFLOW_NOTES Sec. 7):
+CrossFlow's downstream tasks run the same recipe from an image (paper Sec. 5.4-5.6; docs/METHOD.md Sec. 7):
 
 * captioning: image latent (4 x 8 x 8) -> a Gaussian in the TEXT latent's shape, then flow to the text latent;
 * depth: RGB image (3 x 32 x 32) -> a Gaussian in the depth map's shape (1 x 32 x 32), then flow to the depth map;

@@ -1,6 +1,6 @@
 """Source encoders: what turns a task's input into the Gaussian latent z0 that CrossFlow flows from.
 
-CrossFlow (paper Sec. 4.1; CROSSFLOW_NOTES Sec. 2, 7) is one recipe for any pair of modalities. A *source
+CrossFlow (paper Sec. 4.1; docs/METHOD.md Sec. 2, 7) is one recipe for any pair of modalities. A *source
 encoder* maps the source (caption tokens, an image, a low-resolution image, ...) to the parameters of a Gaussian
 with exactly the TARGET latent's shape, and the flow starts from the reparameterised sample
 
@@ -140,7 +140,7 @@ def reparameterise(mu: torch.Tensor, logvar: torch.Tensor | None, variant: str, 
                    generator: torch.Generator | None = None) -> SourceOutput:
     """z0 from the encoder's statistics: ``mu + exp(logvar / 2) eps`` ("ve"), ``mu`` ("plain") or
     ``mu + fixed_noise_std * eps`` ("noise"). eps is drawn from ``generator`` when given (else the global RNG),
-    in eval mode too: CrossFlow samples its source at inference as well (notes Sec. 5)."""
+    in eval mode too: CrossFlow samples its source at inference as well (docs/METHOD.md Sec. 5)."""
     if variant == "plain":
         return SourceOutput(mu, mu, None)
     eps = draw_noise(tuple(mu.shape), generator, mu.device, mu.dtype)
@@ -300,7 +300,7 @@ class SourceEncoder(nn.Module):
     # -- loss parts
     def logit_scale(self) -> torch.Tensor:
         """The contrastive logit scale (1 / temperature), capped at 100 as in CLIP. ``temperature_param="log"``
-        exponentiates a learnable log-scale (CLIP, the notes' choice); ``"raw"`` uses the parameter itself (the
+        exponentiates a learnable log-scale (CLIP's, the default here); ``"raw"`` uses the parameter itself (the
         public-code quirk: initialised at log(1 / 0.07) ~ 2.66 and never exponentiated)."""
         if not hasattr(self, "logit_scale_param"):
             raise ValueError("this encoder has no contrastive loss, so no logit scale")

@@ -1,6 +1,6 @@
 """The Text Variational Encoder (Text VE): text tokens -> a Gaussian latent with the target latent's shape.
 
-CrossFlow (Liu et al., CVPR 2025, Sec. 4.1; CROSSFLOW_NOTES Sec. 2) makes the *text* the source distribution of
+CrossFlow (Liu et al., CVPR 2025, Sec. 4.1; docs/METHOD.md Sec. 2) makes the *text* the source distribution of
 flow matching. The Text VE turns frozen language-model token embeddings into (mu, logvar) shaped exactly like the
 target latent z1 (the image latent for text-to-image), and the flow starts from z0 = mu + exp(logvar / 2) eps
 (:func:`~crossflow_mini.core.source.reparameterise`).
@@ -15,12 +15,12 @@ Two heads turn the token states into (mu, logvar) (``TextVEConfig.head``):
 * ``"flatten"`` (public code): reduction layers (width -> width/2 -> ..., per token) -> zero the padding ->
   flatten (max_tokens * reduced width) -> linear -> (mu, logvar), reshaped to ``latent_shape``. Every latent value
   depends on every token through one dense map: nothing ties a latent position to a part of the sentence.
-* ``"patch_queries"`` (ours; CROSSFLOW_NOTES Sec. 9): one learned query per latent patch attends to the token
+* ``"patch_queries"`` (ours; docs/METHOD.md Sec. 9): one learned query per latent patch attends to the token
   states through ``head_depth`` cross-attention decoder layers, and each query gives mu / logvar of its own
   ``head_patch`` x ``head_patch`` patch. The source is then laid out like the target it flows to, patch by patch.
 
 Losses (:meth:`TextVE.encoder_loss`, plus the KL of :class:`~crossflow_mini.core.source.SourceEncoder`); the joint
-objective is L_FM + L_Enc + lambda L_KL (notes Sec. 2), and ``enc_loss`` picks the paper's Table 3b row:
+objective is L_FM + L_Enc + lambda L_KL (docs/METHOD.md Sec. 2), and ``enc_loss`` picks the paper's Table 3b row:
 
 * ``"image_text"`` (paper best): InfoNCE between z0 and a small tower's embedding of the paired TARGET latent;
 * ``"text_text"``: InfoNCE between z0 and a linear projection of the mean-pooled input tokens;
@@ -53,11 +53,11 @@ HEADS = ("flatten", "patch_queries")
 
 @dataclass(frozen=True)
 class TextVEConfig:
-    """Text VE sizes and loss choices (CROSSFLOW_NOTES Sec. 2; paper Sec. 4.1, Table 3a/3b).
+    """Text VE sizes and loss choices (docs/METHOD.md Sec. 2; paper Sec. 4.1, Table 3a/3b).
 
     Transformer knobs share the names of :class:`~crossflow_mini.core.transformer.TransformerConfig` (``width``,
     ``depth``, ``heads``, ``mlp_ratio``). ``kl_weight=None`` follows ``kl_form``: 1e-4 for ``"paper"``, 1e-2 for
-    ``"code"``. ``token_scale`` multiplies the input tokens (the paper multiplies T5 features by 10; MiniLM needs 1).
+    ``"code"``. ``token_scale`` multiplies the input tokens (the public code multiplies T5 features by 10; MiniLM needs 1).
     ``hard_negatives``: how many extra negative captions per sample the contrastive loss may be given (0 = none;
     the caller supplies them, e.g. the same scene with the colours of two objects swapped)."""
 

@@ -1,6 +1,6 @@
 """The latent-patch transformers: CrossFlow's velocity network and the baseline's.
 
-* :class:`VelocityTransformer` - the CrossFlow velocity model (paper Sec. 4, CROSSFLOW_NOTES Sec. 3-4): a
+* :class:`VelocityTransformer` - the CrossFlow velocity model (paper Sec. 4, docs/METHOD.md Sec. 3-4): a
   vanilla DiT-style transformer over latent patches that sees only ``z_t``, ``t`` and the CFG indicator.
   No cross-attention and no text tokens: the text is already *in* the source latent ``z0``.
 * :class:`CrossAttentionTransformer` - the standard flow-matching baseline of the paper (Table 1, Fig. 3):
@@ -322,7 +322,7 @@ class _PatchTransformer(nn.Module):
 
 
 class VelocityTransformer(_PatchTransformer):
-    """The CrossFlow velocity model v_theta(z_t, t, 1_c) (paper Sec. 4, Fig. 2; CROSSFLOW_NOTES Sec. 3-4).
+    """The CrossFlow velocity model v_theta(z_t, t, 1_c) (paper Sec. 4, Fig. 2; docs/METHOD.md Sec. 3-4).
 
     A vanilla transformer over latent patches: patchify -> linear embedding + positions -> [indicator token]
     -> ``depth`` pre-norm blocks with adaLN-Zero time modulation -> drop the indicator token -> final adaLN

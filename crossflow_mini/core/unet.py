@@ -6,7 +6,7 @@ transformers, ``v(z_t, t, indicator, cond=None)``:
 
 * ``t`` in [0, 1] is scaled by 1000 before diffusers' sinusoidal time embedding (as DiT scales it);
 * the CFG indicator 1_c enters as a 2-class label embedding added to the time embedding (diffusers'
-  ``num_class_embeds``; the DiT way of CROSSFLOW_NOTES Sec. 4);
+  ``num_class_embeds``; the DiT way of docs/METHOD.md Sec. 4);
 * ``cond`` (the baseline only, ``cond_channels > 0``): an image concatenated to z_t as extra input channels
   (Marigold-style conditioning); where the indicator says unconditional, it is replaced by zeros, so the
   unconditional branch of CFG sees no condition.

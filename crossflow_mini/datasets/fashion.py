@@ -129,6 +129,11 @@ def to_tensor(images: np.ndarray, image_size: int = 32) -> torch.Tensor:
     return torch.nn.functional.pad(x, (lo, pad - lo, lo, pad - lo), value=-1.0)
 
 
+def caption_words() -> set[str]:
+    """Every word a Fashion-MNIST caption can use (lower case)."""
+    return {w for t in TEMPLATES for c in CLASS_PHRASES for w in t.format(c).lower().split()}
+
+
 def caption(label: int, template: int) -> str:
     return TEMPLATES[template % len(TEMPLATES)].format(CLASS_PHRASES[label])
 

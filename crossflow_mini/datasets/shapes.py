@@ -376,7 +376,7 @@ def swapped_pairs(split: ShapesWorldSplit) -> tuple[np.ndarray, np.ndarray]:
     """Hard negatives for the two-object scenes: each pair scene of ``split`` drawn again with the same words but
     the wrong binding - the two objects' colours swapped, or, where both have the same colour, their places swapped
     (which flips the relation). Returns the pair scenes' indices and their swapped images, uint8 ``(P, H, W, 3)``
-    (the contrastive loss's extra negatives; CROSSFLOW_NOTES Sec. 9, ours)."""
+    (the contrastive loss's extra negatives; docs/METHOD.md Sec. 9, ours)."""
     rows = np.flatnonzero(split.kinds == SCENE_KINDS.index("pair"))
     colours, centres = split.colours[rows].copy(), split.centres[rows].copy()
     same = colours[:, 0] == colours[:, 1]

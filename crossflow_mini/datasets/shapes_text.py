@@ -456,6 +456,25 @@ def _form_words(forms: Iterable[str]) -> set[str]:
     return {w for f in forms for literal, *_ in string.Formatter().parse(f) for w in normalise(literal).split()}
 
 
+def template_words() -> set[str]:
+    """Every word a caption of the ``"template"`` vocabulary can use (lower case): the words the shipped template
+    models were trained on."""
+    words = _form_words(f for fs in CAPTION_TEMPLATES.values() for f in fs)
+    phrases = [*SHAPE_NAMES, *COLOUR_NAMES, *SHAPE_PLURALS.values(), *(p for w in SIZE_WORDS.values() for p in w),
+               *(p for w in POSITION_PHRASES.values() for p in w), *RELATION_PHRASES.values(), *RELATION_NAMES,
+               *NUMBER_WORDS.values(), *(str(n) for n in NUMBER_WORDS)]
+    return words | {w for p in phrases for w in normalise(p).split()}
+
+
+def vocabulary_words(vocabulary: str) -> set[str]:
+    """The words training captions of ``vocabulary`` (``"template"`` or ``"rich"``) can use."""
+    if vocabulary == "template":
+        return template_words()
+    if vocabulary == "rich":
+        return train_words()
+    raise ValueError(f"unknown caption vocabulary {vocabulary!r}; use 'template' or 'rich'")
+
+
 def train_words() -> set[str]:
     """Every word a train/val caption of either vocabulary can use (lower case)."""
     words = _form_words(f for fs in (*CAPTION_TEMPLATES.values(), *RICH_FORMS.values()) for f in fs)

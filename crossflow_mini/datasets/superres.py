@@ -1,7 +1,7 @@
 """Super-resolution pairs: a high-resolution (HR) image, its 4x smaller low-resolution (LR) version, and the
 CrossFlow *source* made from it.
 
-The paper (Table 6; CROSSFLOW_NOTES Sec. 7) does 4x super-resolution on ImageNet, 64 -> 256, and its
+The paper (Table 6; docs/METHOD.md Sec. 7) does 4x super-resolution on ImageNet, 64 -> 256, and its
 source is **the bicubic upsampling of the LR image** - no concatenated conditioning: the flow starts at the blurry
 picture and ends at the sharp one. Here the HR image is a 32 x 32 patch (64 x 64 as an option), the LR image is
 8 x 8 (16 x 16), and the flow runs between two tensors of the same shape ``(C, H, W)``:
@@ -15,7 +15,7 @@ antialias=True)``): every LR pixel is a weighted mean of the HR pixels under a b
 detail finer than the LR grid can hold (periods under 8 HR pixels) is averaged away instead of folding back as
 false coarse patterns (aliasing, moire). Why this one: it is the usual "bicubic degradation" of the
 super-resolution literature (MATLAB ``imresize``; PIL's ``BICUBIC`` resize, which torch's ``antialias=True``
-matches when downsampling, per torch's documentation; CROSSFLOW_NOTES does not record how the paper made its LR
+matches when downsampling, per torch's documentation; the paper does not say how it made its LR
 images), and its stop band is much cleaner than a 4 x 4 box average's: a stripe pattern of period 3 pixels
 keeps about 7 % of its amplitude after bicubic, 25 % after the box (the box's sinc side lobe).
 ``downsample="area"`` (4 x 4 box average, what a sensor with 4x larger pixels records) is the simple

@@ -1,7 +1,7 @@
 """The image autoencoder: a small ``diffusers.AutoencoderKL`` whose latents are the images' side of CrossFlow.
 
 The paper works in the latent space of SD-VAE (256 x 256 x 3 -> 4 x 32 x 32) and multiplies latents by the
-scale factor 0.23010 from its code so that they have roughly unit variance (CROSSFLOW_NOTES Sec. 3). Here a
+scale factor 0.23010 from its code so that they have roughly unit variance (docs/METHOD.md Sec. 3). Here a
 small AutoencoderKL maps 32 x 32 images to 4 x 8 x 8 latents (:attr:`AutoencoderConfig.latent_shape`) and its
 scale factor is *computed from data*: 1 / std of posterior samples over a batch of training images.
 The scale is stored with the weights (a buffer), so a checkpoint carries it.
@@ -131,7 +131,7 @@ def load_pretrained_vae(path: str, *, scaling_factor: float | None = None,
     """A local diffusers ``AutoencoderKL`` folder (``config.json`` + weights, as ``save_pretrained`` writes it; e.g.
     the SD-VAE of the paper) as a frozen :class:`ImageAutoencoder` for ``image_size`` images (default: the
     folder's ``sample_size``). Its latents are multiplied by ``scaling_factor`` - by default the folder's own
-    (0.18215 for the SD-VAEs); the CrossFlow public code uses 0.23010 with its SD-VAE (CROSSFLOW_NOTES Sec. 3).
+    (0.18215 for the SD-VAEs); the CrossFlow public code uses 0.23010 with its SD-VAE (docs/METHOD.md Sec. 3).
     Loaded with ``local_files_only``: nothing is downloaded."""
     from pathlib import Path
 

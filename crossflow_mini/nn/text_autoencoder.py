@@ -1,7 +1,7 @@
 """The text autoencoder of captioning: Text VE (caption tokens -> Gaussian text latent) + text decoder (latent -> words).
 
 For image-to-text CrossFlow flows from an image to a TEXT latent, so captions need a latent space with a way back
-to words (paper Sec. 5.4; CROSSFLOW_NOTES Sec. 7: "a text decoder ... trained with a reconstruction loss from the
+to words (paper Sec. 5.4; docs/METHOD.md Sec. 7: "a text decoder ... trained with a reconstruction loss from the
 Text VE latent"). The encoder is the Text VE of text-to-image (:class:`~crossflow_mini.core.text_ve.TextVE`, frozen
 MiniLM tokens in) with a latent shape of our choosing, and the decoder is :class:`~.text_decoder.TextDecoder`:
 

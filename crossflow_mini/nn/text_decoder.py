@@ -1,7 +1,7 @@
 """The text decoder of captioning: a text latent ``(C, H, W)`` -> word logits at every caption position at once.
 
 CrossFlow captions an image by flowing from the image to a TEXT latent and decoding that latent (paper Sec. 5.4,
-Table 4; CROSSFLOW_NOTES Sec. 7): "a text decoder (stacked transformer blocks, trained with a reconstruction loss
+Table 4; docs/METHOD.md Sec. 7): "a text decoder (stacked transformer blocks, trained with a reconstruction loss
 from the Text VE latent) produces tokens; non-autoregressive". The paper gives no more detail and the public code
 has no captioning, so the layout below is ours:
 

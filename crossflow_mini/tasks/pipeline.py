@@ -64,12 +64,12 @@ def check_steps_arg(steps: Any) -> int:
     return check_steps(steps)
 
 
-def check_guidance(scale: Any) -> float:
+def check_guidance(scale: Any, warn: bool = False) -> float:
     """A guidance scale must be a finite real number (negative values are allowed and mean "away from the prompt"),
-    given as a number, not a string."""
+    given as a number, not a string. The warning about unusual values comes once, from the model's flow."""
     if isinstance(scale, str):
         raise TypeError(f"guidance_scale must be a number, got the string {scale!r}; write guidance_scale=3.0")
-    value = check_scale(scale)
+    value = check_scale(scale, warn=warn)
     if not math.isfinite(value):  # pragma: no cover - check_scale refuses it already
         raise ValueError(f"guidance_scale must be finite, got {value}")
     return value

@@ -137,9 +137,11 @@ def validation_loss(model: FlowModel, data: T2IData, n: int, device: Device = No
 
 
 def evaluate_folder_t2i(model: FlowModel, recipe: FolderT2IRecipe, device: Device = None, **_: Any) -> dict[str, Any]:
-    """Parameters and the loss terms on held-out pairs (where the folder has a validation or test split)."""
+    """Parameters, the number of training pairs, and the loss terms on held-out pairs (where the folder has a
+    validation or test split)."""
     out: dict[str, Any] = {"parameters": parameter_report(model),
-                           "sampler": {"method": recipe.sampling.sampler, "steps": recipe.sampling.steps}}
+                           "sampler": {"method": recipe.sampling.sampler, "steps": recipe.sampling.steps},
+                           "n_train_pairs": len(load_captioned(recipe.data, "train"))}
     split = held_out_split(recipe)
     if split is None:
         out["held_out"] = "none: the folder has no validation/ or test/ split"

@@ -16,6 +16,8 @@ follow diffusers: ``"pt"`` and ``"np"`` images are in [0, 1]; the project's own 
 
 from __future__ import annotations
 
+import difflib
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -23,11 +25,25 @@ import torch
 from ...core.build import build_model
 from ...core.flow_model import FlowModel
 from ...core.source import TokenBatch
+from ...datasets import fashion as fm
+from ...datasets.shapes_text import normalise, vocabulary_words
 from ...nn.autoencoder import ImageAutoencoder
 from ...nn.text_encoder import TextEncoder
 from ..autoencoder import AutoencoderRecipe
 from ..pipeline import (Component, FlowPipeline, PipelineOutput, check_output_type, to_output)
 from .recipe import T2IRecipe
+
+
+class UnknownWordsWarning(UserWarning):
+    """A prompt uses words the checkpoint never saw in a training caption."""
+
+
+def training_vocabulary(recipe: T2IRecipe) -> frozenset[str]:
+    """The words of the recipe's training captions: the ShapesWorld grammar of its vocabulary (``"template"``:
+    46 words; ``"rich"``: synonyms and more sentence forms), or the Fashion-MNIST caption templates."""
+    if recipe.dataset == "fashion":
+        return frozenset(fm.caption_words())
+    return frozenset(vocabulary_words(recipe.shapes.vocabulary))
 
 
 class CrossFlowPipeline(FlowPipeline):
@@ -49,6 +65,7 @@ class CrossFlowPipeline(FlowPipeline):
         self.autoencoder = autoencoder.to(self.device).eval()
         self.recipe = recipe
         self.text_encoder = TextEncoder(recipe.text, use_cache=False)  # one-off prompts: no disk cache
+        self.vocabulary = training_vocabulary(recipe)
 
     @property
     def autoencoder_recipe(self) -> AutoencoderRecipe:
@@ -68,10 +85,30 @@ class CrossFlowPipeline(FlowPipeline):
             raise TypeError(f"prompt {bad[0]} is a {type(prompt[bad[0]]).__name__}, not a string")
         return list(prompt)
 
+    def unknown_words(self, prompt: str | Sequence[str]) -> dict[str, list[str]]:
+        """The words of the prompts that no training caption uses, each with the nearest words the model knows
+        (:attr:`vocabulary`; ``sorted(pipe.vocabulary)`` prints them all)."""
+        out: dict[str, list[str]] = {}
+        for text in self._prompts(prompt):
+            for word in normalise(text).split():
+                if word not in self.vocabulary and word not in out:
+                    out[word] = difflib.get_close_matches(word, sorted(self.vocabulary), n=3, cutoff=0.5)
+        return out
+
     def tokenize(self, prompt: str | Sequence[str]) -> TokenBatch:
         """Prompts -> frozen MiniLM tokens in prompt order. Empty or whitespace-only prompts raise ``ValueError``;
-        prompts longer than ``recipe.text.max_tokens`` tokens are truncated with a warning."""
-        return self.text_encoder.encode(self._prompts(prompt)).batch(slice(None)).to(self.device)
+        prompts longer than ``recipe.text.max_tokens`` tokens are truncated with a warning; words no training caption
+        used are named in an :class:`UnknownWordsWarning` (the model was never taught what they mean)."""
+        prompts = self._prompts(prompt)
+        unknown = self.unknown_words(prompts)
+        if unknown:
+            named = "; ".join(f"{w!r}" + (f" (nearest known: {', '.join(repr(n) for n in near)})" if near else "")
+                              for w, near in unknown.items())
+            warnings.warn(f"the prompt has words this model never saw in training: {named}. It reads them through "
+                          f"the frozen text encoder but was never taught what they mean, so expect them to be ignored "
+                          f"or mistaken; sorted(pipe.vocabulary) lists the {len(self.vocabulary)} words it knows",
+                          UnknownWordsWarning, stacklevel=4)
+        return self.text_encoder.encode(prompts).batch(slice(None)).to(self.device)
 
     def _require_crossflow(self, what: str) -> None:
         if not self.is_crossflow:
@@ -133,4 +170,4 @@ class CrossFlowPipeline(FlowPipeline):
         return self.autoencoder.decode(latents.to(self.device)).clamp(-1, 1)
 
 
-__all__ = ["CrossFlowPipeline"]
+__all__ = ["CrossFlowPipeline", "UnknownWordsWarning", "training_vocabulary"]
