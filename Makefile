@@ -42,7 +42,8 @@ data:
 	else echo "no apt-get: see crossflow_mini/datasets/fashion.py for other ways to get Fashion-MNIST"; fi
 
 test: setup data
-	CROSSFLOW_PROFILE=smoke CROSSFLOW_PROGRESS=0 $(PY) -m pytest tests --nbval-lax $(NOTEBOOKS)
+	@start=$$(date +%s); CROSSFLOW_PROFILE=smoke CROSSFLOW_PROGRESS=0 $(PY) -m pytest tests --nbval-lax $(NOTEBOOKS); \
+	status=$$?; echo "make test: $$(( $$(date +%s) - start )) s in all (set-up not counted)"; exit $$status
 
 course: setup data
 	$(PY) tools/run_notebooks.py --profile course $(NOTEBOOKS)

@@ -62,17 +62,18 @@ def run(mode: str, steps: int = 12, run_dir: str | None = None, sleep: float = 0
         from crossflow_mini.core.build import build_model
         from crossflow_mini.profiles import get_profile
         from crossflow_mini import registry
-        from crossflow_mini.tasks.t2i import train as t2i
+        from crossflow_mini.tasks.common import model_loss
+        from crossflow_mini.tasks.t2i import data as t2i_data
 
         profile = get_profile("smoke", device="cpu")
-        recipe = profile.t2i_shapes
+        recipe = registry.recipe("t2i_shapes", profile)
         cfg = dataclasses.replace(recipe.train, steps=steps, ckpt_every=5, log_every=1)
         autoencoder = registry.load("autoencoder_shapes", profile)
-        data = t2i.prepare(recipe, "train", autoencoder)
+        data = t2i_data.prepare(recipe, "train", autoencoder)
         torch.manual_seed(cfg.seed)
         model = build_model(recipe.model)
         seen = []
-        result = train(model, t2i.flow_loss, t2i.training_batches(data, cfg), cfg, device="cpu",
+        result = train(model, model_loss, t2i_data.training_batches(data, cfg), cfg, device="cpu",
                        run_dir=run_dir, callback=callback, parallel=parallel)
     return {"rank": dist.process_index(), "processes": dist.num_processes(), "digest": digest(result.model),
             "weights": flat(result.model), "ema_digest": digest(result.ema), "history": result.history,

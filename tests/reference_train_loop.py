@@ -1,6 +1,7 @@
 """The training loop as it was before accelerate came in (crossflow_mini/training.py at commit de7d37d), kept
 verbatim as the reference that the accelerate loop must match bit for bit in a one-process run
-(tests/test_distributed.py). Only the imports are made absolute. Do not edit: it is the "before" of a comparison."""
+(tests/test_distributed.py). Only the imports are made absolute, and TrainConfig's docstring cites the method notes
+where the repository keeps them (docs/METHOD.md). Do not edit the code: it is the "before" of a comparison."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from crossflow_mini.utils import DamagedFileError, load_tensors, progress, save_
 class TrainConfig:
     """One training run of :func:`crossflow_mini.training.train`.
 
-    Defaults follow the paper's optimiser (CROSSFLOW_NOTES Sec. 3: AdamW, betas (0.9, 0.9), weight decay 0.03,
+    Defaults follow the paper's optimiser (docs/METHOD.md Sec. 3: AdamW, betas (0.9, 0.9), weight decay 0.03,
     warm-up, EMA) with a learning rate and EMA decay sized for short CPU runs."""
 
     steps: int = 1000

@@ -22,6 +22,7 @@ from crossflow_mini.tasks.t2i import arithmetic as ar
 from crossflow_mini.tasks.t2i import arithmetic_cases as ac
 from crossflow_mini.tasks.t2i import interpolation as ip
 from crossflow_mini import registry
+from crossflow_mini.studies import catalog
 
 SMOKE = get_profile("smoke", device="cpu")
 N_CASES = 500  # the study's count per kind: the generator must give both groups and valid captions at that size
@@ -288,7 +289,7 @@ def test_config_checks_and_profiles():
         cfg = get_profile(name, device="cpu").arithmetic
         assert cfg.cases_per_kind >= 500 and set(cfg.kinds) == set(ac.KINDS) and cfg.sample is False
         assert cfg.standardisation == "unit" and cfg.guidance_scale is None  # the pipeline's validation-chosen scale
-    assert SMOKE.arithmetic.cases_per_kind < 10 and "arithmetic" in registry.STUDIES
+    assert SMOKE.arithmetic.cases_per_kind < 10 and "arithmetic" in catalog.STUDIES
     assert set(ar.controls(ar.ArithmeticConfig())) == {"no_standardisation", "operand_scale", "draws"}
     assert set(ar.controls(ar.ArithmeticConfig(standardisation="none", sample=True))) == {
         "operand_scale", "unit_standardisation", "means"}
@@ -330,7 +331,7 @@ def test_cases_start_from_the_standardised_sum_of_the_prompts_latents(smoke_pipe
 
 def test_study_runs_end_to_end_on_smoke(smoke_pipe):
     cfg = SMOKE.arithmetic
-    out = registry.run_study("arithmetic", SMOKE)  # finds the smoke checkpoints the fixture trained
+    out = catalog.run_study("arithmetic", SMOKE)  # finds the smoke checkpoints the fixture trained
     assert set(out["kinds"]) == set(out["trivial"]) == set(ac.KINDS)
     for kind in ac.KINDS:
         assert out["kinds"][kind]["all"]["n"] == cfg.cases_per_kind
@@ -342,13 +343,14 @@ def test_study_runs_end_to_end_on_smoke(smoke_pipe):
     sweep = out["strength_sweep"]
     assert sweep["alpha"] == list(cfg.sweep_alphas) and len(sweep["success"]) == len(cfg.sweep_alphas)
     assert set(out["interpolation"]) >= {"lerp", "slerp", "t"}
-    assert out["sampler"]["guidance_scale"] == smoke_pipe[0].default_scale
+    assert out["sampler"]["guidance_scale"] == smoke_pipe[0].sampling.guidance_scale
     # the same cases again on the paper-head reference model, Table 8 rows only
     ref = out["reference"]
     assert ref["checkpoint"] == "t2i_shapes_flatten" and set(ref["kinds"]) == set(out["kinds"])
     assert all(ref["kinds"][k]["all"]["n"] == cfg.cases_per_kind for k in ac.KINDS)
     assert set(ref["table8"]) == set(out["table8"]) and "strength_sweep" not in ref
-    assert ref["recipe_hash"] == config_hash(SMOKE.t2i_shapes_flatten) != config_hash(SMOKE.t2i_shapes)
+    assert ref["recipe_hash"] == config_hash(registry.recipe("t2i_shapes_flatten", SMOKE)) != \
+        config_hash(registry.recipe("t2i_shapes", SMOKE))
     flatten = registry.load("t2i_shapes_flatten", SMOKE)
     assert ref["sampler"]["guidance_scale"] == registry.find("t2i_shapes_flatten", SMOKE)[1]["metrics"]["chosen_scale"]
     assert flatten.source.cfg.head == "flatten" != smoke_pipe[0].model.source.cfg.head  # a different Text VE head

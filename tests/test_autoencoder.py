@@ -53,7 +53,7 @@ def test_psnr_closed_form():
 
 
 def test_smoke_recipe_trains_and_lowers_the_loss(tmp_cache):
-    recipe = get_profile("smoke").autoencoder_shapes
+    recipe = recipes.recipe("autoencoder_shapes", get_profile("smoke"))
     r = ae_recipe.fit(recipe)
     assert r.history["mse"][-1] < r.history["mse"][0]
     metrics = ae_recipe.evaluate_autoencoder(r.ema, recipe, limit=32)

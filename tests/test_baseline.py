@@ -16,6 +16,7 @@ from crossflow_mini.core.params import count_parameters as parameter_count
 from crossflow_mini.core.source import TokenBatch
 from crossflow_mini.core.transformer import CrossAttentionTransformerConfig
 from crossflow_mini.profiles import get_profile
+from crossflow_mini.registry import recipe
 
 SMALL = BaselineConfig(velocity=CrossAttentionTransformerConfig(width=32, depth=1, heads=2, time_dim=16,
                                                                 token_dim=8))
@@ -94,29 +95,32 @@ def test_shipped_baseline_matches_crossflow_within_ten_percent_and_shares_its_re
     from crossflow_mini.core.params import sampling_parameters
 
     full = get_profile("full")
-    cf, base = full.t2i_shapes, full.t2i_baseline_shapes
+    cf, base = recipe("t2i_shapes", full), recipe("t2i_baseline_shapes", full)
     n_base = parameter_count(BaselineModel(base.model))
-    n_flatten = parameter_count(CrossFlowModel(full.t2i_shapes_flatten.model))
+    n_flatten = parameter_count(CrossFlowModel(recipe("t2i_shapes_flatten", full).model))
     assert abs(n_base - n_flatten) / n_flatten < 0.10
     n_sampling = sampling_parameters(CrossFlowModel(cf.model))
     assert abs(n_base - n_sampling) / n_sampling < 0.10
     n_all = parameter_count(CrossFlowModel(cf.model))
     assert n_sampling < n_all < 1.15 * n_base
-    assert base.train == cf.train and base.sample_steps == cf.sample_steps and base.sampler == cf.sampler
+    assert base.train == cf.train and base.sampling.steps == cf.sampling.steps and \
+        base.sampling.sampler == cf.sampling.sampler
     assert base.model.p_uncond == cf.model.guidance.p_uncond and base.model.time_sampler == cf.model.time_sampler
     assert base.text == cf.text and base.autoencoder == cf.autoencoder
-    assert full.t2i_baseline_fashion.train == full.t2i_fashion.train
-    assert full.t2i_fashion.autoencoder.dataset == full.t2i_baseline_fashion.autoencoder.dataset == "fashion"
+    fashion, baseline_fashion = recipe("t2i_fashion", full), recipe("t2i_baseline_fashion", full)
+    assert baseline_fashion.train == fashion.train
+    assert fashion.autoencoder.dataset == baseline_fashion.autoencoder.dataset == "fashion"
 
 
 def test_matched_baseline_is_the_closest_width():
     smoke = get_profile("smoke")
-    cf = smoke.t2i_shapes.model
-    best = matched_baseline(CrossFlowModel(cf), smoke.t2i_baseline_shapes.model)
+    cf = recipe("t2i_shapes", smoke).model
+    baseline = recipe("t2i_baseline_shapes", smoke).model
+    best = matched_baseline(CrossFlowModel(cf), baseline)
     target = parameter_count(CrossFlowModel(cf))
     gap = abs(parameter_count(BaselineModel(best)) - target)
     step = 2 * best.velocity.heads
     for width in (best.velocity.width - step, best.velocity.width + step):
         other = dataclasses.replace(best, velocity=dataclasses.replace(best.velocity, width=width))
         assert abs(parameter_count(BaselineModel(other)) - target) >= gap
-    assert best.velocity.depth == smoke.t2i_baseline_shapes.model.velocity.depth
+    assert best.velocity.depth == baseline.velocity.depth

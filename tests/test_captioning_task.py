@@ -15,9 +15,15 @@ from crossflow_mini.datasets import shapes as sw
 from crossflow_mini.datasets.shapes import ShapesDataConfig
 from crossflow_mini.datasets.shapes_text import normalise
 from crossflow_mini.eval.judge import ReadObject
+from crossflow_mini.core.sampling import SamplingConfig
 from crossflow_mini.profiles import get_profile
+from crossflow_mini.tasks.captioning import data as cap_data
+from crossflow_mini.tasks.captioning import evaluate as cap_eval
+from crossflow_mini.tasks.captioning import recipe as cap_recipe
 from crossflow_mini.tasks.captioning import train as cap
+from crossflow_mini.tasks.common import choose_scale
 from crossflow_mini.studies import captioning as study
+from crossflow_mini.studies import catalog
 from crossflow_mini import registry
 
 SMOKE = get_profile("smoke")
@@ -27,9 +33,9 @@ CAPTIONERS = tuple(study.CAPTIONERS)
 
 def test_targets_drop_bos_end_with_eos_and_decode_back():
     split = sw.load_shapes("test", RICH)
-    targets = cap.caption_targets(split.captions)
-    vocab = cap.caption_vocab()
-    assert targets.shape == (len(split), cap.DECODER_LEN)
+    targets = cap_data.caption_targets(split.captions)
+    vocab = cap_recipe.caption_vocab()
+    assert targets.shape == (len(split), cap_recipe.DECODER_LEN)
     assert (targets[:, 0] != vocab.bos_id).all()
     for row, caption in zip(targets, split.captions):
         n = len(normalise(caption).split())
@@ -40,39 +46,41 @@ def test_targets_drop_bos_end_with_eos_and_decode_back():
 @pytest.mark.parametrize("profile", ["course", "full"])
 def test_shipped_recipes_are_consistent_and_shared(profile):
     p = get_profile(profile)
-    assert p.caption_crossflow == get_profile("course").caption_crossflow
-    flows = (p.caption_crossflow, p.caption_baseline)
-    assert all(r.text_autoencoder == p.text_autoencoder_shapes and r.is_flow for r in flows)
-    assert p.caption_direct.text_autoencoder is None and p.caption_autoregressive.text_autoencoder is None
-    recipes = [getattr(p, n) for n in CAPTIONERS]
-    assert {r.autoencoder for r in recipes} == {p.autoencoder_shapes}
-    assert len({r.train for r in recipes}) == 1  # the same training run for all four
-    assert all(r.shapes.vocabulary == "rich" for r in (*recipes, p.text_autoencoder_shapes))
+    shipped = {n: registry.recipe(n, p) for n in ("autoencoder_shapes", "text_autoencoder_shapes", *CAPTIONERS)}
+    assert shipped["caption_crossflow"] == registry.recipe("caption_crossflow", get_profile("course"))
+    flows = (shipped["caption_crossflow"], shipped["caption_baseline"])
+    assert all(f.text_autoencoder == shipped["text_autoencoder_shapes"] and f.is_flow for f in flows)
+    assert shipped["caption_direct"].text_autoencoder is None
+    assert shipped["caption_autoregressive"].text_autoencoder is None
+    recipes = [shipped[n] for n in CAPTIONERS]
+    assert {c.autoencoder for c in recipes} == {shipped["autoencoder_shapes"]}
+    assert len({c.train for c in recipes}) == 1  # the same training run for all four
+    assert all(c.shapes.vocabulary == "rich" for c in (*recipes, shipped["text_autoencoder_shapes"]))
     assert len({config_hash(r) for r in recipes}) == 4
 
 
 def test_captioners_are_matched_in_parameters():
     p = get_profile("course")
-    text_ae = registry.get("text_autoencoder_shapes").build(p.text_autoencoder_shapes)
+    text_ae = registry.get("text_autoencoder_shapes").task.build(registry.recipe("text_autoencoder_shapes", p))
     sizes = {}
     for name in CAPTIONERS:
-        recipe = getattr(p, name)
+        recipe = registry.recipe(name, p)
         model = cap.build_captioner(recipe.model)
-        sizes[name] = cap.captioner_parameters(model, text_ae if recipe.is_flow else None)["captioning"]
+        sizes[name] = cap_eval.captioner_parameters(model, text_ae if recipe.is_flow else None)["captioning"]
     ref = sizes["caption_crossflow"]
     assert all(abs(n - ref) / ref < 0.10 for n in sizes.values()), sizes
 
 
 def test_recipe_errors_say_what_to_do():
-    r = SMOKE.caption_crossflow
+    r = registry.recipe("caption_crossflow", SMOKE)
     with pytest.raises(ValueError, match="text_autoencoder recipe"):
         dataclasses.replace(r, text_autoencoder=None)
     with pytest.raises(ValueError, match="token_dim"):
-        dataclasses.replace(SMOKE.caption_baseline, image_patch=4)
+        dataclasses.replace(registry.recipe("caption_baseline", SMOKE), image_patch=4)
+    text_ae = registry.recipe("text_autoencoder_shapes", SMOKE)
     with pytest.raises(ValueError, match="max_tokens"):
-        dataclasses.replace(SMOKE.text_autoencoder_shapes, text=dataclasses.replace(
-            SMOKE.text_autoencoder_shapes.text, max_tokens=8))
-    direct = SMOKE.caption_direct
+        dataclasses.replace(text_ae, text=dataclasses.replace(text_ae.text, max_tokens=8))
+    direct = registry.recipe("caption_direct", SMOKE)
     with pytest.raises(ValueError, match="VOCAB_SIZE"):
         dataclasses.replace(direct, model=dataclasses.replace(
             direct.model, decoder=dataclasses.replace(direct.model.decoder, vocab_size=7)))
@@ -80,8 +88,8 @@ def test_recipe_errors_say_what_to_do():
 
 def test_recipes_round_trip_through_json():
     for name in ("text_autoencoder_shapes", *CAPTIONERS):
-        recipe = getattr(get_profile("course"), name)
-        cls = cap.TextAutoencoderRecipe if name.startswith("text") else cap.CaptionRecipe
+        recipe = registry.recipe(name, get_profile("course"))
+        cls = cap_recipe.TextAutoencoderRecipe if name.startswith("text") else cap_recipe.CaptionRecipe
         assert from_dict(cls, json.loads(json.dumps(to_dict(recipe)))) == recipe
 
 
@@ -89,7 +97,7 @@ def test_scores_on_hand_checked_captions():
     split = sw.load_shapes("test", RICH)
     idx = np.arange(len(split))
     truth = [split.captions[i] for i in idx]
-    perfect = cap.score_captions(truth, split, idx)
+    perfect = cap_eval.score_captions(truth, split, idx)
     assert perfect["scene"]["scene"] == 1.0 and perfect["scene"]["parsed"] == 1.0
     assert all(g["scene"] == 1.0 for g in perfect["groups"].values())
     assert set(perfect["groups"]) >= {"single", "pair", "count", "in_distribution", "heldout_combinations"}
@@ -101,18 +109,19 @@ def test_scores_on_hand_checked_captions():
     wrong = f"a {obj['size']} {other} {obj['shape']} {sw.POSITION_PHRASES[a['position']][0]}"
     right = f"a {obj['size']} {obj['colour']} {obj['shape']} {sw.POSITION_PHRASES[a['position']][0]}"
     j = i + 1  # CIDEr's document frequencies need more than one image: a second one, captioned right
-    good = cap.score_captions([right, split.captions[j]], split, [i, j])
-    bad = cap.score_captions([wrong, split.captions[j]], split, [i, j])
+    good = cap_eval.score_captions([right, split.captions[j]], split, [i, j])
+    bad = cap_eval.score_captions([wrong, split.captions[j]], split, [i, j])
     assert good["scene"]["scene"] == 1.0 and bad["scene"]["scene"] == 0.5
     assert bad["scene"]["colours"] == 0.5 and bad["scene"]["shapes"] == 1.0 and bad["groups"]["single"]["scene"] == 0
     assert good["metrics"]["BLEU-4"] > bad["metrics"]["BLEU-4"] and good["metrics"]["CIDEr"] > bad["metrics"]["CIDEr"]
-    garbled = cap.score_captions(["circle circle red the"], split, [i])
+    garbled = cap_eval.score_captions(["circle circle red the"], split, [i])
     assert garbled["scene"]["parsed"] == 0.0 and garbled["scene"]["scene"] == 0.0
 
 
 def test_choose_scale_takes_the_best_validation_scene_match_and_breaks_ties_cheaply():
     sweep = {"w=1": {"scene": {"scene": 0.5}}, "w=2": {"scene": {"scene": 0.8}}, "w=3": {"scene": {"scene": 0.8}}}
-    assert cap.choose_scale(sweep) == 2.0
+    # the captioners' metric (scene exact match, evaluate_captioner's) with the shared tie rule
+    assert choose_scale(sweep, lambda r: r["scene"]["scene"]) == 2.0
 
 
 def _obj(shape, colour, size, centre):
@@ -195,15 +204,16 @@ def smoke_models(tmp_path_factory):
 
 def test_smoke_checkpoints_train_and_record_their_measurements(smoke_models):
     text_meta = smoke_models["text_autoencoder_shapes"][1]["metrics"]
-    assert text_meta["train_steps"] == SMOKE.text_autoencoder_shapes.train.steps
+    assert text_meta["train_steps"] == registry.recipe("text_autoencoder_shapes", SMOKE).train.steps
     assert {"from_mean", "from_sample", "latent_scale"} <= set(text_meta)
     assert 0.0 <= text_meta["from_mean"]["exact_caption"] <= 1.0
     for name in CAPTIONERS:
         m = smoke_models[name][1]["metrics"]
-        assert m["train_steps"] == SMOKE.caption_crossflow.train.steps and "train_seconds_this_run" in m
+        assert m["train_steps"] == registry.recipe("caption_crossflow", SMOKE).train.steps
+        assert "train_seconds_this_run" in m
         assert m["test"]["n_images"] == SMOKE.caption_eval.max_images
         assert 0.0 <= m["test"]["scene"]["parsed"] <= 1.0
-        if getattr(SMOKE, name).is_flow:
+        if registry.recipe(name, SMOKE).is_flow:
             assert m["chosen_scale"] in SMOKE.caption_eval.scales and "test_cfg_off" in m
         json.dumps(m)
 
@@ -212,7 +222,7 @@ def test_pipeline_captions_images_of_every_input_type(smoke_models, tmp_path):
     from crossflow_mini.pipelines import CaptioningPipeline
 
     pipe = CaptioningPipeline.from_pretrained("caption_crossflow", SMOKE)
-    split = sw.load_shapes("test", SMOKE.caption_crossflow.shapes)
+    split = sw.load_shapes("test", registry.recipe("caption_crossflow", SMOKE).shapes)
     images = split.images_tensor()[:3]
     out = pipe(images, num_inference_steps=3, generator=torch.Generator().manual_seed(0))
     assert len(out.captions) == 3 and all(isinstance(c, str) for c in out.captions) and out.nfe >= 3
@@ -222,30 +232,31 @@ def test_pipeline_captions_images_of_every_input_type(smoke_models, tmp_path):
     ids = pipe(images, num_inference_steps=3, generator=torch.Generator().manual_seed(0), output_type="ids").captions
     assert pipe.vocab.decode(ids) == out.captions
     # the task's captioner gives the same captions for the same latents and draws
-    direct = cap.captions_of(pipe.model, pipe.recipe, pipe.encode_images(images).cpu(), pipe.text_autoencoder,
-                             guidance_scale=pipe.default_scale, steps=3, generator=torch.Generator().manual_seed(0))
+    direct = cap_eval.captions_of(pipe.model, pipe.recipe, pipe.encode_images(images).cpu(), pipe.text_autoencoder,
+                                  guidance_scale=pipe.sampling.guidance_scale, steps=3,
+                                  generator=torch.Generator().manual_seed(0))
     assert direct == out.captions
     pipe.save_pretrained(tmp_path / "pipe")
     again = CaptioningPipeline.from_pretrained(tmp_path / "pipe")
     assert again(images, num_inference_steps=3, generator=torch.Generator().manual_seed(0)).captions == out.captions
     with pytest.raises(ValueError, match="output_type"):
         pipe(images, output_type="pil")
-    with pytest.raises(ValueError, match="not a flow captioner"):
+    with pytest.raises(ValueError, match="CaptioningPipeline does not serve"):  # no flow: refused before loading
         CaptioningPipeline.from_pretrained("caption_direct", SMOKE)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         pipe((images + 1) * 2)
 
 
 def test_smoke_study_runs_with_the_cycle(smoke_models, monkeypatch):
-    monkeypatch.setattr(registry, "_t2i_pipeline", lambda profile: _FakeT2I())
-    out = registry.run_study("captioning", SMOKE)  # finds the checkpoints the fixture trained (its cache)
+    monkeypatch.setattr(study, "CrossFlowPipeline", _FakeT2I)
+    out = catalog.run_study("captioning", SMOKE)  # finds the checkpoints the fixture trained (its cache)
     assert [r["checkpoint"] for r in out["table"][:4]] == list(CAPTIONERS)
     assert out["cycle"]["captioner"] == "caption_crossflow" and set(out["cycle"]["by_kind"]) == set(sw.SCENE_KINDS)
     json.dumps(out)
 
 
 def test_smoke_schedule_study_trains_both_schedules(smoke_models):
-    out = registry.run_study("captioning_schedule", SMOKE)
+    out = catalog.run_study("captioning_schedule", SMOKE)
     assert out["steps"] == SMOKE.caption_schedule.steps
     for schedule in ("frozen", "joint"):
         assert 0.0 <= out[schedule]["val"]["w=1"]["parsed"] <= 1.0
@@ -256,8 +267,13 @@ def test_smoke_schedule_study_trains_both_schedules(smoke_models):
 class _FakeT2I:
     """A stand-in text-to-image pipeline: grey images (the shipped t2i model is not needed for this check)."""
 
-    recipe = SMOKE.t2i_shapes
-    default_scale = 1.0
+    recipe = registry.recipe("t2i_shapes", SMOKE)
+    sampling = SamplingConfig(guidance_scale=1.0)
+
+    @classmethod
+    def from_pretrained(cls, name, profile=None, device=None):
+        assert name == "t2i_shapes"
+        return cls()
 
     def __call__(self, prompts, guidance_scale=None, generator=None, output_type="np"):
         return type("Out", (), {"images": np.full((len(prompts), 32, 32, 3), 0.25, dtype=np.float32)})()

@@ -125,15 +125,16 @@ def test_weights_checksum_is_stored_beside_the_config_not_in_its_hash(tmp_path):
     assert ck.read_meta(tmp_path / "x")[ck.CHECKSUM_KEY] == meta[ck.CHECKSUM_KEY]
 
 
-def test_checkpoint_without_checksum_loads_with_a_warning_naming_the_commands(tmp_path):
+def test_checkpoint_without_checksum_is_refused_naming_the_commands_until_its_checksum_is_recorded(tmp_path):
     cfg = TinyCfg()
     ck.save_checkpoint(tmp_path / "old", build(cfg).state_dict(), cfg, name="old", kind="Linear")
     meta = json.loads((tmp_path / "old" / ck.CONFIG_FILE).read_text())
-    del meta[ck.CHECKSUM_KEY]  # as saved before checksums existed
+    del meta[ck.CHECKSUM_KEY]  # edited, or saved before checksums existed
     (tmp_path / "old" / ck.CONFIG_FILE).write_text(json.dumps(meta))
-    with pytest.warns(ck.UnverifiedCheckpointWarning, match="record_checksum.*python -m crossflow_mini train old"):
+    with pytest.raises(ck.UnverifiedCheckpointError,
+                       match="python -m crossflow_mini train old.*python -m crossflow_mini trust"):
         ck.load_checkpoint(tmp_path / "old", cfg)
-    ck.record_checksum(tmp_path / "old")
+    ck.record_checksum(tmp_path / "old")  # what `python -m crossflow_mini trust FOLDER` does
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ck.load_checkpoint(tmp_path / "old", cfg)  # checked now, no warning

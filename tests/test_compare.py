@@ -15,7 +15,9 @@ from crossflow_mini.training import TrainConfig
 from crossflow_mini.profiles import get_profile
 from crossflow_mini.core.crossflow import CrossFlowModel
 from crossflow_mini.datasets import fashion
+from crossflow_mini.studies import catalog
 from crossflow_mini.studies import comparison as compare
+from crossflow_mini.studies import scaling as scaling_study
 
 needs_fashion = pytest.mark.skipif(not fashion._has_all(fashion.DEBIAN_DIR),
                                    reason="Debian package dataset-fashion-mnist not installed (make data)")
@@ -31,7 +33,8 @@ def test_the_scaling_grid_has_three_sizes_and_lengths_with_matched_baselines():
     full = get_profile("full")
     cfg = full.t2i_scaling
     assert len(cfg.sizes) >= 3 and len(cfg.steps) >= 3 and max(cfg.steps) == cfg.train.steps
-    runs = compare.scaling_recipes(full.t2i_shapes, full.t2i_baseline_shapes, cfg)
+    shipped, shipped_baseline = recipes.recipe("t2i_shapes", full), recipes.recipe("t2i_baseline_shapes", full)
+    runs = scaling_study.scaling_recipes(shipped, shipped_baseline, cfg)
     assert len(runs) == 2 * len(cfg.sizes)
     for width, depth in cfg.sizes:
         cf, base = runs[f"crossflow:{width}x{depth}"], runs[f"baseline:{width}x{depth}"]
@@ -46,10 +49,10 @@ def test_the_scaling_grid_has_three_sizes_and_lengths_with_matched_baselines():
 def test_sampling_parameters_leave_out_only_the_image_tower():
     from crossflow_mini.core.params import parameter_report, sampling_parameters
 
-    model = CrossFlowModel(get_profile("smoke").t2i_shapes.model)
+    model = CrossFlowModel(recipes.recipe("t2i_shapes", get_profile("smoke")).model)
     assert sampling_parameters(model) == parameter_count(model) - parameter_count(model.source.tower) > 0
     assert parameter_report(model)["for_sampling"] == sampling_parameters(model)
-    base = BaselineModel(get_profile("smoke").t2i_baseline_shapes.model)
+    base = BaselineModel(recipes.recipe("t2i_baseline_shapes", get_profile("smoke")).model)
     assert sampling_parameters(base) == parameter_count(base)
 
 
@@ -67,14 +70,15 @@ def test_classifier_checks_its_input_and_scores_by_label():
 
 @needs_fashion
 def test_classifier_learns_real_fashion_and_is_measured_on_unseen_photos(tmp_cache):
-    from crossflow_mini.tasks.t2i.fashion import ClassifierRecipe
-    from crossflow_mini.tasks.t2i import fashion as fashion_recipe
+    from crossflow_mini.tasks.t2i import train as t2i_train
+    from crossflow_mini.tasks.t2i.recipe import ClassifierRecipe
 
     recipe = ClassifierRecipe(model=ClassifierConfig(channels=(8, 16)),
                               train=TrainConfig(steps=150, batch_size=64, lr=3e-3, warmup_steps=10, ema_decay=0.0,
                                                 ckpt_every=0),
                               fashion=FashionDataConfig(n_train=4000, n_test=500))
-    _, metrics = fashion_recipe.train_classifier(recipe, "classifier_test")
+    result = t2i_train.train_classifier(recipe, name="classifier_test")
+    metrics = t2i_train.evaluate_classifier(result.ema, recipe)
     assert metrics["n_test"] == 500
     assert metrics["test_accuracy"] > 0.4  # chance is 0.1; 150 steps of a tiny net reach about 0.48
 
@@ -83,7 +87,7 @@ def test_classifier_learns_real_fashion_and_is_measured_on_unseen_photos(tmp_cac
 def test_studies_run_end_to_end_on_the_smoke_profile(tmp_cache, monkeypatch):
     monkeypatch.setenv("CROSSFLOW_PROFILE", "smoke")
     smoke = get_profile("smoke")
-    comparison = recipes.run_study("t2i_comparison", smoke)
+    comparison = catalog.run_study("t2i_comparison", smoke)
     for dataset in ("shapes", "fashion"):
         for method in compare.METHODS:
             res = comparison[dataset][method]
@@ -102,21 +106,21 @@ def test_studies_run_end_to_end_on_the_smoke_profile(tmp_cache, monkeypatch):
     assert 0 <= geneval["all"]["overall"] <= 1
     assert 0 <= comparison["fashion"]["baseline"]["class_accuracy"]["class_accuracy"] <= 1
 
-    scaling = recipes.run_study("t2i_scaling", smoke)
+    scaling = catalog.run_study("t2i_scaling", smoke)
     cfg = smoke.t2i_scaling
     assert len(scaling["runs"]) == 2 * len(cfg.sizes)
     for run in scaling["runs"].values():
         assert list(run["points"]) == list(cfg.steps)
         for point in run["points"].values():
             assert set(point) == {f"w={w:g}" for w in cfg.scales}
-    again = recipes.run_study("t2i_scaling", smoke)  # finished runs are found again with their points
+    again = catalog.run_study("t2i_scaling", smoke)  # finished runs are found again with their points
     assert again["runs"].keys() == scaling["runs"].keys()
     assert all(again["runs"][k]["points"] == scaling["runs"][k]["points"] for k in scaling["runs"])
 
 
 def test_reproduce_t2i_names_the_comparison_and_the_scaling_study():
-    assert recipes.STUDY_GROUPS["t2i"] == ("t2i_comparison", "t2i_scaling")
-    assert all(name in recipes.STUDIES for name in recipes.STUDY_GROUPS["t2i"])
+    assert catalog.STUDY_GROUPS["t2i"] == ("t2i_comparison", "t2i_scaling")
+    assert all(name in catalog.STUDIES for name in catalog.STUDY_GROUPS["t2i"])
     assert {"t2i_baseline_shapes", "t2i_fashion", "t2i_baseline_fashion", "classifier_fashion"} <= set(recipes.CHECKPOINTS)
     order = list(recipes.CHECKPOINTS)  # `reproduce` trains in this order: the classifier before the models it judges
     assert order.index("classifier_fashion") < order.index("t2i_fashion")

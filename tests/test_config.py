@@ -6,13 +6,14 @@ import pytest
 import torch
 
 from crossflow_mini import profiles as config
+from crossflow_mini import registry
 
 
 @pytest.mark.parametrize("name", config.PROFILES)
 def test_every_profile_builds(name):
     p = config.get_profile(name)
     assert p.name == name
-    assert p.autoencoder_shapes.model.latent_shape == (4, 8, 8)
+    assert registry.recipe("autoencoder_shapes", p).model.latent_shape == (4, 8, 8)
 
 
 def test_profile_from_environment(monkeypatch):
@@ -30,10 +31,11 @@ def test_unknown_profile_says_what_to_do(monkeypatch):
 
 def test_course_uses_the_shipped_recipes_and_smoke_is_small():
     course, full, smoke = (config.get_profile(n) for n in ("course", "full", "smoke"))
-    assert course.autoencoder_shapes == full.autoencoder_shapes  # so course finds the shipped weights
+    # so course finds the shipped weights
+    assert registry.recipe("autoencoder_shapes", course) == registry.recipe("autoencoder_shapes", full)
     assert not course.train_missing
     assert smoke.shapes.n_train < course.shapes.n_train <= full.shapes.n_train
-    assert smoke.autoencoder_shapes.train.steps < 50
+    assert registry.recipe("autoencoder_shapes", smoke).train.steps < 50
 
 
 def test_seeding_pins_the_threads_and_switches_off_dynamic_adjustment():

@@ -17,6 +17,7 @@ from crossflow_mini.core.build import build_model
 from crossflow_mini.core.crossflow import CrossFlowConfig, CrossFlowModel
 from crossflow_mini.core.guidance import CONDITIONAL, UNCONDITIONAL, GuidanceConfig
 from crossflow_mini.core.image_ve import ImageVEConfig
+from crossflow_mini.core.sampling import SamplingConfig
 from crossflow_mini.core.source import IdentitySourceConfig, TokenBatch, TowerConfig
 from crossflow_mini.core.text_ve import TextVEConfig
 from crossflow_mini.core.transformer import CrossAttentionTransformerConfig, VelocityTransformerConfig
@@ -132,8 +133,9 @@ def test_generate_equals_a_hand_written_guided_euler_loop(w):
     assert not torch.allclose(out.sample, z0, atol=1e-3)  # and the flow moved
 
 
-def test_default_scale_comes_from_the_config_and_finishing_late_is_the_tail_of_a_run():
-    model = _model(dataclasses.replace(SMALL, guidance=GuidanceConfig(scale=3.0)))
+def test_default_scale_comes_from_the_sampling_settings_and_finishing_late_is_the_tail_of_a_run():
+    model = _model()
+    model.sampling = SamplingConfig(guidance_scale=3.0)
     source, _ = _batch(3)
     z0 = model.encode(source, torch.Generator().manual_seed(0)).z0
     torch.testing.assert_close(model.flow(z0, steps=4).sample, _hand_guided_euler(model, z0, 3.0, 4))

@@ -270,8 +270,9 @@ def test_from_pretrained_with_a_damaged_file_says_which_and_what_to_do(tmp_path,
     from crossflow_mini.core.crossflow import CrossFlowModel
     from crossflow_mini.pipelines import CrossFlowPipeline
     from crossflow_mini.profiles import get_profile
+    from crossflow_mini.registry import recipe as recipe_of
 
-    recipe = get_profile("smoke").t2i_shapes
+    recipe = recipe_of("t2i_shapes", get_profile("smoke"))
     CrossFlowPipeline(CrossFlowModel(recipe.model), ImageAutoencoder(recipe.autoencoder.model),
                       recipe).save_pretrained(tmp_path / "p")
     path = tmp_path / "p" / part / file

@@ -153,7 +153,7 @@ def test_a_launched_run_asks_for_missing_dependencies_first(tmp_cache):
 
     profile = get_profile("smoke", device="cpu")
     with pytest.raises(checkpoints.CheckpointNotFoundError, match="--profile smoke train autoencoder_shapes"):
-        registry._ready_for_processes(profile.t2i_shapes, profile)
+        registry._ready_for_processes(registry.get("t2i_shapes"), registry.recipe("t2i_shapes", profile), profile)
 
 
 # --------------------------------------------------------------------------------- two processes, launched
@@ -187,11 +187,12 @@ def launched(tmp_path_factory):
     try:
         from crossflow_mini.profiles import get_profile
         from crossflow_mini import registry
-        from crossflow_mini.tasks.t2i import train as t2i
+        from crossflow_mini.tasks.t2i import data as t2i_data
 
         profile = get_profile("smoke", device="cpu")
         registry.load("autoencoder_shapes", profile)  # trains and caches it
-        t2i.prepare(profile.t2i_shapes, "train", registry.load("autoencoder_shapes", profile))  # tokens, latents
+        t2i_data.prepare(registry.recipe("t2i_shapes", profile), "train",
+                         registry.load("autoencoder_shapes", profile))  # tokens, latents
         one = {"toy": distributed_run.run("toy", steps=STEPS), "t2i": distributed_run.run("t2i", steps=STEPS)}
     finally:
         if saved is None:

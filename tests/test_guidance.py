@@ -11,6 +11,7 @@ import torch
 from crossflow_mini.core import sampling
 from crossflow_mini.core.guidance import (GuidanceConfig, derangement_within, guided_velocity, make_guided,
                                      swap_targets, unconditional_mask)
+from crossflow_mini.core.sampling import SamplingConfig
 
 
 class ToyVelocity(torch.nn.Module):
@@ -116,7 +117,7 @@ def test_non_finite_guidance_is_refused(bad):
     with pytest.raises(ValueError, match="finite"):
         guided_velocity(model, z, t, bad)
     with pytest.raises(ValueError, match="finite"):
-        GuidanceConfig(scale=bad)
+        SamplingConfig(guidance_scale=bad)  # a default scale is refused too (model.sampling, sampling.json)
     with pytest.raises(TypeError, match="number"):
         guided_velocity(model, z, t, "3")
 

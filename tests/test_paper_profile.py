@@ -9,6 +9,7 @@ from crossflow_mini.core.build import build_model
 from crossflow_mini.core.params import count_parameters
 from crossflow_mini.cli.cost import step_flops, training_cost
 from crossflow_mini.profiles import PROFILES, get_profile
+from crossflow_mini.registry import recipe
 
 
 def test_paper_profile_builds_with_the_papers_shapes(monkeypatch):
@@ -16,7 +17,7 @@ def test_paper_profile_builds_with_the_papers_shapes(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     assert "paper" in PROFILES
     p = get_profile("paper", device="cpu")
-    r = p.t2i_folder
+    r = recipe("t2i_folder", p)
     assert p.name == "paper" and p.train_missing
     assert r.data.image_size == 256 and tuple(r.model.velocity.latent_shape) == (4, 32, 32)
     assert (r.model.source.token_dim, r.model.source.max_tokens, r.text.max_tokens) == (768, 77, 77)  # CLIP ViT-L/14
@@ -39,7 +40,7 @@ def test_step_flops_counts_a_linear_layer_exactly():
 
 
 def test_cost_report_of_the_smoke_recipe():
-    cfg = get_profile("smoke", device="cpu").t2i_shapes.model
+    cfg = recipe("t2i_shapes", get_profile("smoke", device="cpu")).model
     cost = step_flops(cfg)
     assert cost["parameters"] == cost["velocity_parameters"] + cost["source_parameters"]
     assert cost["train_gflop_per_sample"] > 2 * cost["velocity_forward_gflop_per_sample"] > 0  # forward + backward

@@ -206,12 +206,12 @@ def test_train_on_the_folder_with_local_clip_and_vae(parts, monkeypatch, tmp_cac
     monkeypatch.setenv("CROSSFLOW_VAE", str(parts / "vae"))
     monkeypatch.setenv("CROSSFLOW_IMAGE_FOLDER", str(parts / "images"))
     profile = get_profile("smoke", device="cpu")
-    recipe = profile.t2i_folder
+    recipe = registry.recipe("t2i_folder", profile)
     assert recipe.model.source.token_dim == CLIP_WIDTH and recipe.text.model_path == str(parts / "clip")
     out, metrics = registry.train_and_save("t2i_folder", profile)
     assert metrics["n_train_pairs"] == 12 and metrics["train_steps"] == recipe.train.steps
     assert metrics["held_out"]["split"] == "validation" and metrics["held_out"]["n_pairs"] == 4
     model = registry.load("t2i_folder", profile)
     assert type(model).__name__ == "CrossFlowModel"
-    paper = get_profile("paper", device="cpu").t2i_folder  # the same folders flow into the paper recipe
+    paper = registry.recipe("t2i_folder", get_profile("paper", device="cpu"))  # the folders flow into the paper recipe
     assert paper.model.source.token_dim == CLIP_WIDTH and paper.model.source.max_tokens == CLIP_LENGTH

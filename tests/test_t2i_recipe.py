@@ -8,23 +8,24 @@ import json
 import pytest
 
 from crossflow_mini import registry as recipes
+from crossflow_mini import results
 from crossflow_mini.configs import config_hash
 from crossflow_mini.profiles import get_profile
-from crossflow_mini.studies import ablation
-from crossflow_mini.tasks.t2i import train as t2i
+from crossflow_mini.studies import ablation, catalog
+from crossflow_mini.tasks.common import choose_scale
 
 SMOKE = get_profile("smoke")
 
 
 def test_choose_scale_takes_the_best_and_breaks_ties_towards_the_cheaper_scale():
     sweep = {"w=1": {"all": 0.5}, "w=2": {"all": 0.7}, "w=3": {"all": 0.7}, "w=4": {"all": 0.1}}
-    assert t2i.choose_scale(sweep) == 2.0
-    assert t2i.choose_scale({"w=1": {"all": 0.3}, "w=1.5": {"all": 0.3}}) == 1.0
+    assert choose_scale(sweep, "all") == 2.0
+    assert choose_scale({"w=1": {"all": 0.3}, "w=1.5": {"all": 0.3}}, "all") == 1.0
 
 
 def test_ablation_has_the_table_3a_and_3b_runs_with_the_shared_budget():
     cfg = get_profile("full").t2i_ablation
-    base = get_profile("full").t2i_shapes_flatten
+    base = recipes.recipe("t2i_shapes_flatten", get_profile("full"))
     runs = ablation.ablation_recipes(base, cfg)
     assert set(runs) == {"3a:plain", "3a:noise", "3a:ve", "3b:text_text", "3b:image_text"}
     assert {runs[k].model.source.enc_loss for k in ("3a:plain", "3a:noise", "3a:ve")} == {"text_recon"}
@@ -36,9 +37,10 @@ def test_ablation_has_the_table_3a_and_3b_runs_with_the_shared_budget():
 
 def test_course_and_full_share_the_shipped_recipe_and_it_fits_the_autoencoder():
     course, full = get_profile("course"), get_profile("full")
-    assert course.t2i_shapes == full.t2i_shapes
-    assert course.t2i_shapes.autoencoder == course.autoencoder_shapes
-    assert course.t2i_shapes.text.max_tokens == course.t2i_shapes.model.source.max_tokens
+    shipped = recipes.recipe("t2i_shapes", course)
+    assert shipped == recipes.recipe("t2i_shapes", full)
+    assert shipped.autoencoder == recipes.recipe("autoencoder_shapes", course)
+    assert shipped.text.max_tokens == shipped.model.source.max_tokens
 
 
 def test_mismatched_token_limits_are_refused():
@@ -47,13 +49,15 @@ def test_mismatched_token_limits_are_refused():
     from crossflow_mini.nn.text_encoder import TextEncoderConfig
 
     with pytest.raises(ValueError, match="max_tokens"):
-        dataclasses.replace(SMOKE.t2i_shapes, text=TextEncoderConfig(max_tokens=8))
+        dataclasses.replace(recipes.recipe("t2i_shapes", SMOKE), text=TextEncoderConfig(max_tokens=8))
 
 
 def test_smoke_recipe_trains_evaluates_and_reloads(tmp_cache, monkeypatch):
     monkeypatch.setenv("CROSSFLOW_PROFILE", "smoke")  # as `--profile smoke` does: the eval settings follow it
-    model, metrics = recipes.get("t2i_shapes").train(SMOKE.t2i_shapes, "t2i_shapes", SMOKE)
-    assert metrics["train_steps"] == SMOKE.t2i_shapes.train.steps and metrics["train_seconds_all_parts"] > 0
+    recipe = recipes.recipe("t2i_shapes", SMOKE)
+    folder, metrics = recipes.train_and_save("t2i_shapes", SMOKE)
+    assert folder.is_relative_to(tmp_cache)  # trained into the cache, never shipped
+    assert metrics["train_steps"] == recipe.train.steps and metrics["train_seconds_all_parts"] > 0
     assert set(metrics["val_sweep"]) == {f"w={w:g}" for w in SMOKE.t2i_eval.scales}
     assert metrics["chosen_scale"] in SMOKE.t2i_eval.scales
     for group, sweep in metrics["test_sweep"].items():
@@ -64,14 +68,17 @@ def test_smoke_recipe_trains_evaluates_and_reloads(tmp_cache, monkeypatch):
     assert metrics["test_at_chosen_scale"]["in_distribution"] == \
         metrics["test_sweep"]["in_distribution"][f"w={metrics['chosen_scale']:g}"]
     json.dumps(metrics)  # the results file must be writable
+    model = recipes.load("t2i_shapes", SMOKE)  # ... and it reloads from the cache, with the chosen scale
+    assert model.sampling.guidance_scale == metrics["chosen_scale"]
+    assert model.sampling.steps == recipe.sampling.steps
 
 
 def test_smoke_ablation_study_runs(tmp_cache):
-    out = recipes.run_study("t2i_ablation", SMOKE)
-    assert out["split"] == "val" and set(out["runs"]) == set(ablation.ablation_recipes(SMOKE.t2i_shapes_flatten,
-                                                                                   SMOKE.t2i_ablation))
+    out = catalog.run_study("t2i_ablation", SMOKE)
+    base = recipes.recipe("t2i_shapes_flatten", SMOKE)
+    assert out["split"] == "val" and set(out["runs"]) == set(ablation.ablation_recipes(base, SMOKE.t2i_ablation))
     with pytest.raises(KeyError, match="unknown study"):
-        recipes.run_study("nope", SMOKE)
+        catalog.run_study("nope", SMOKE)
 
 
 def test_cli_lists_the_study_and_refuses_unknown_names(capsys, monkeypatch, tmp_cache):
@@ -82,10 +89,11 @@ def test_cli_lists_the_study_and_refuses_unknown_names(capsys, monkeypatch, tmp_
     out = capsys.readouterr().out
     assert "t2i_shapes" in out and "t2i_ablation" in out and "study" in out
     assert main(["reproduce", "t2i_nothing"]) == 2
-    assert "unknown checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown study or checkpoint" in err and "t2i_ablation" in err  # the error lists what exists
 
 
 def test_load_results_names_the_command_when_missing(monkeypatch, tmp_path):
-    monkeypatch.setattr(recipes, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="reproduce t2i_ablation"):
-        recipes.load_results("t2i_ablation")
+        results.load_results("t2i_ablation")

@@ -10,7 +10,7 @@ from crossflow_mini import registry as recipes
 from crossflow_mini.datasets.shapes import ShapesDataConfig
 from crossflow_mini.profiles import get_profile
 from crossflow_mini.datasets import shapes as sw
-from crossflow_mini.tasks.t2i.train import judge_single_objects
+from crossflow_mini.tasks.t2i.evaluate import judge_single_objects
 
 CFG = ShapesDataConfig(n_train=16, n_val=16, n_test=240)
 

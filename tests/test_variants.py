@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from crossflow_mini.core.build import build_model
 from crossflow_mini.core.params import count_parameters
+from crossflow_mini.core.sampling import SamplingConfig
 from crossflow_mini.profiles import get_profile
-from crossflow_mini import registry
+from crossflow_mini import registry, results
+from crossflow_mini.studies import catalog
 import dataclasses
 
 import numpy as np
@@ -18,19 +20,20 @@ from crossflow_mini.studies.variants import (BASELINE_VARIANTS, DEFAULT_VARIANTS
 
 def test_each_variant_changes_exactly_its_overrides_and_shares_the_budget():
     p = get_profile("smoke")
+    flatten, baseline = registry.recipe("t2i_shapes_flatten", p), registry.recipe("t2i_baseline_shapes", p)
     cfg = VariantsConfig(train=p.t2i_variants.train)
-    runs = variant_recipes(p.t2i_shapes_flatten, p.t2i_baseline_shapes, cfg)
+    runs = variant_recipes(flatten, baseline, cfg)
     assert list(runs) == [*DEFAULT_VARIANTS, *BASELINE_VARIANTS]
     for label, overrides in DEFAULT_VARIANTS.items():
         src = runs[label].model.source
         for key, value in overrides["source"].items():
             assert getattr(src, key) == value, (label, key)
-        assert runs[label].model.velocity == p.t2i_shapes_flatten.model.velocity
+        assert runs[label].model.velocity == flatten.model.velocity
         assert runs[label].train == cfg.train
         assert runs[label].shapes.vocabulary == overrides.get("shapes", {}).get("vocabulary", "template"), label
     for label in BASELINE_VARIANTS:
-        assert runs[label].train == cfg.train and runs[label].model == p.t2i_baseline_shapes.model
-    assert runs["baseline"].shapes == p.t2i_baseline_shapes.shapes
+        assert runs[label].train == cfg.train and runs[label].model == baseline.model
+    assert runs["baseline"].shapes == baseline.shapes
     # the rich rows differ from their template twins in the data set only
     assert runs["baseline_rich"].shapes == dataclasses.replace(runs["baseline"].shapes, vocabulary="rich")
     assert runs["patch_queries_align_rich"].model == runs["patch_queries_align"].model
@@ -56,7 +59,7 @@ def test_study_runs_end_to_end_on_smoke(tmp_cache, monkeypatch):
 
     monkeypatch.setattr(variants, "judge_run", spy)
     p = get_profile("smoke", device="cpu")
-    m = registry.run_study("t2i_variants", p)
+    m = catalog.run_study("t2i_variants", p)
     assert set(m["runs"]) == {*DEFAULT_VARIANTS, *BASELINE_VARIANTS}
     assert m["split"] == "test" and m["choose_split"] == "val"
     assert judged == ["test", "val"] * len(m["runs"])  # each run: the table on test prompts, the choice on val
@@ -71,14 +74,15 @@ def test_study_runs_end_to_end_on_smoke(tmp_cache, monkeypatch):
         groups = set(run["geneval"][f"w={p.t2i_variants.scales[0]:g}"])
         assert ("test_only_wording" in groups) == rich and ("train_wording" in groups) == rich
         assert run["parameters"] > 0 and run["train_seconds"] >= 0
-    assert not registry.results_path("t2i_variants").exists() or registry.load_results("t2i_variants")["profile"] != "smoke"
+    assert not results.results_path("t2i_variants").exists() or \
+        results.load_results("t2i_variants")["profile"] != "smoke"
 
 
 def test_baseline_rows_may_only_change_the_data_set():
     p = get_profile("smoke")
     cfg = VariantsConfig(train=p.t2i_variants.train, baselines=(("wide", {"velocity": {"width": 256}}),))
-    with pytest.raises(ValueError, match="only the data set"):
-        variant_recipes(p.t2i_shapes_flatten, p.t2i_baseline_shapes, cfg)
+    with pytest.raises(ValueError, match=r"only \['shapes'\] may be overridden"):  # the data set, nothing else
+        variant_recipes(registry.recipe("t2i_shapes_flatten", p), registry.recipe("t2i_baseline_shapes", p), cfg)
 
 
 class _Split:
@@ -95,7 +99,7 @@ class _Test:
 
 
 class _Recipe:
-    sample_steps, sampler = 1, "euler"
+    sampling = SamplingConfig(steps=1, sampler="euler")
 
 
 def test_sample_spread_is_zero_for_a_collapsed_generator_and_grows_with_the_noise(monkeypatch):
@@ -130,11 +134,13 @@ def test_hard_negatives_reach_the_contrastive_loss_only(tmp_cache):
     from crossflow_mini.nn.autoencoder import ImageAutoencoder
     from crossflow_mini.core.build import build_model as build
     from crossflow_mini.datasets.shapes import SCENE_KINDS
-    from crossflow_mini.tasks.t2i.train import flow_loss, prepare, training_batches
+    from crossflow_mini.tasks.common import model_loss as flow_loss
+    from crossflow_mini.tasks.t2i.data import prepare, training_batches
     from crossflow_mini.training import EpochBatches
 
     p = get_profile("smoke")
-    runs = variant_recipes(p.t2i_shapes_flatten, p.t2i_baseline_shapes, VariantsConfig(train=p.t2i_variants.train))
+    runs = variant_recipes(registry.recipe("t2i_shapes_flatten", p), registry.recipe("t2i_baseline_shapes", p),
+                           VariantsConfig(train=p.t2i_variants.train))
     recipe = runs["patch_queries_align_hard_negatives"]
     torch.manual_seed(0)
     ae = ImageAutoencoder(recipe.autoencoder.model)
@@ -159,26 +165,28 @@ def test_a_recipe_asks_only_for_the_hard_negatives_that_exist():
     """One swapped scene per two-object ShapesWorld scene: two per sample, or any on Fashion-MNIST, is refused when
     the recipe is built, with the value to set."""
     p = get_profile("smoke")
-    src = p.t2i_shapes.model.source
-    model = dataclasses.replace(p.t2i_shapes.model, source=dataclasses.replace(src, hard_negatives=2))
+    shapes, fashion_recipe = registry.recipe("t2i_shapes", p), registry.recipe("t2i_fashion", p)
+    src = shapes.model.source
+    model = dataclasses.replace(shapes.model, source=dataclasses.replace(src, hard_negatives=2))
     with pytest.raises(ValueError, match="hard_negatives to 0 or 1"):
-        dataclasses.replace(p.t2i_shapes, model=model)
-    fashion = p.t2i_fashion.model
+        dataclasses.replace(shapes, model=model)
+    fashion = fashion_recipe.model
     model = dataclasses.replace(fashion, source=dataclasses.replace(fashion.source, hard_negatives=1))
     with pytest.raises(ValueError, match="ShapesWorld only"):
-        dataclasses.replace(p.t2i_fashion, model=model)
-    assert dataclasses.replace(p.t2i_shapes, model=dataclasses.replace(
-        p.t2i_shapes.model, source=dataclasses.replace(src, hard_negatives=1))).model.source.hard_negatives == 1
+        dataclasses.replace(fashion_recipe, model=model)
+    assert dataclasses.replace(shapes, model=dataclasses.replace(
+        shapes.model, source=dataclasses.replace(src, hard_negatives=1))).model.source.hard_negatives == 1
 
 
 def test_the_shipped_model_is_the_chosen_variant_on_the_paper_design():
     """t2i_shapes is the paper design (t2i_shapes_flatten) with the overrides of the variants row chosen on validation
     prompts, and nothing else: the comparison's two CrossFlow rows differ only in the Text VE."""
     full = get_profile("full")
-    chosen = variant_recipes(full.t2i_shapes_flatten, full.t2i_baseline_shapes, full.t2i_variants)[
+    shapes, flatten = registry.recipe("t2i_shapes", full), registry.recipe("t2i_shapes_flatten", full)
+    chosen = variant_recipes(flatten, registry.recipe("t2i_baseline_shapes", full), full.t2i_variants)[
         "patch_queries_align_low_noise"]
-    assert full.t2i_shapes.model == chosen.model
-    assert full.t2i_shapes == dataclasses.replace(full.t2i_shapes_flatten, model=chosen.model)
-    assert full.t2i_shapes.model.source.head == "patch_queries"
-    assert full.t2i_shapes_flatten.model.source.head == "flatten"
-    assert full.t2i_fashion.model == full.t2i_shapes_flatten.model  # Fashion-MNIST keeps the paper's head
+    assert shapes.model == chosen.model
+    assert shapes == dataclasses.replace(flatten, model=chosen.model)
+    assert shapes.model.source.head == "patch_queries"
+    assert flatten.model.source.head == "flatten"
+    assert registry.recipe("t2i_fashion", full).model == flatten.model  # Fashion-MNIST keeps the paper's head

@@ -86,6 +86,7 @@ def main() -> int:
     times_file = RECORDED_TIMES if args.record or args.record_as else LOCAL_TIMES
     times = json.loads(times_file.read_text()) if times_file.exists() else {}
     entry = times.setdefault(args.record_as or args.profile, {})
+    ran: dict[str, float] = {}
     for path in paths:
         out = path if args.inplace else EXECUTED_DIR / args.profile / path.name
         missing = missing_checkpoints(path) if args.profile != "smoke" else []
@@ -95,13 +96,25 @@ def main() -> int:
                   f"CROSSFLOW_PROFILE=smoke", flush=True)
             continue
         seconds = execute(path, out)
-        entry[path.stem] = round(seconds, 1)
+        entry[path.stem] = ran[path.stem] = round(seconds, 1)
         print(f"{path.name}: {seconds:.1f} s -> {out.relative_to(ROOT)}", flush=True)
     times["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores"
     times_file.parent.mkdir(parents=True, exist_ok=True)
     times_file.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
     print(f"times: {times_file.relative_to(ROOT)}")
+    print(summary(ran, args.profile))
     return 0
+
+
+def summary(ran: dict[str, float], profile: str) -> str:
+    """The per-notebook times of this run and their total, as a table a teacher can plan with."""
+    width = max((len(n) for n in ran), default=10)
+    lines = [f"\n{'notebook':{width}s}  {profile + ' run':>12s}", f"{'-' * width}  {'-' * 12}"]
+    lines += [f"{name:{width}s}  {seconds:10.1f} s" for name, seconds in ran.items()]
+    total = sum(ran.values())
+    lines += [f"{'-' * width}  {'-' * 12}", f"{'total':{width}s}  {total:10.1f} s  ({total / 60:.1f} min, kernel start-up "
+              f"included; {os.cpu_count()} CPU cores)"]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ assumed (a stated share of a peak).
 
 from __future__ import annotations
 
+from .. import registry
 from typing import Any
 
 import torch
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--utilisation", type=float, help="... and the share of it assumed reached (0-1)")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    recipe = get_profile(args.profile, device="cpu").t2i_folder
+    recipe = registry.recipe("t2i_folder", get_profile(args.profile, device="cpu"))
     cost = training_cost(recipe.model, recipe.train.steps, recipe.train.batch_size,
                          samples_per_second=args.samples_per_second, peak_tflops=args.peak_tflops,
                          utilisation=args.utilisation)

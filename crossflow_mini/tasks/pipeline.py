@@ -20,6 +20,7 @@ are checked against the config they were built from.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -294,6 +295,8 @@ class FlowPipeline:
                 recipe = r
         pipe = cls(recipe=recipe, device=device, **models)
         pipe.source = source
+        if hasattr(pipe.recipe, "sampling"):  # one default: the recipe says what the loaded model samples with
+            pipe.recipe = dataclasses.replace(pipe.recipe, sampling=pipe.model.sampling)
         return pipe
 
     def save_pretrained(self, directory: str | Path) -> Path:
