@@ -15,8 +15,10 @@
                                                          # reproduce t2i: the comparison and scaling studies)
     python -m crossflow_mini bench                       # speed figures for the README
 
-The profile comes from ``CROSSFLOW_PROFILE`` (or ``--profile``). The same ``train`` command runs on several GPUs
-(or CPU processes) when ``accelerate launch`` starts it, e.g.
+The profile comes from ``CROSSFLOW_PROFILE`` (or ``--profile``). ``train`` uses the fastest layout of this machine
+(:mod:`crossflow_mini.cli.layouts`: two processes of one thread each on a 2-core CPU, started under ``accelerate
+launch`` by the command itself; ``--layout 1x2`` keeps one process). The same ``train`` command runs on several GPUs
+when ``accelerate launch`` starts it, e.g.
 ``accelerate launch --multi_gpu --num_processes 8 --mixed_precision bf16 -m crossflow_mini train t2i_shapes``
 (docs/SCALING_UP.md); ``--mixed-precision`` and ``--grad-accum`` do the same for a plain one-process run.
 """
@@ -24,11 +26,16 @@ The profile comes from ``CROSSFLOW_PROFILE`` (or ``--profile``). The same ``trai
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 
+import torch
+
+from .. import distributed
 from ..profiles import PROFILE_ENV, PROFILES
+from .layouts import Layout, fastest_layout, launch, threads_from_env
 
 
 def _profile(args):
@@ -71,6 +78,8 @@ def parser() -> argparse.ArgumentParser:
                          help="autocast precision (default: accelerate launch's --mixed_precision, else fp32)")
     p_train.add_argument("--grad-accum", type=_positive, metavar="K",
                          help="forward/backward passes per optimiser step (the global batch is unchanged)")
+    p_train.add_argument("--layout", metavar="PxT", help="P processes of T threads each, e.g. 2x1 or 1x2 (default: "
+                         "the fastest on this machine - two processes on a CPU with 2+ cores; make bench measures)")
     p_trust = sub.add_parser("trust", help="record the checksum of a checkpoint folder you trust (one without it "
                                            "does not load)")
     p_trust.add_argument("folder")
@@ -83,6 +92,7 @@ def parser() -> argparse.ArgumentParser:
     p_rep.add_argument("names", nargs="*", help="only these checkpoints or studies (default: all)")
     p_rep.add_argument("--overwrite", action="store_true",
                        help="ship the checkpoints it trains (else they go to the cache)")
+    p_rep.add_argument("--layout", metavar="PxT", help="how each checkpoint trains (default: the fastest here)")
     p_bench = sub.add_parser("bench", help="print speed figures")
     p_bench.add_argument("--quick", action="store_true", help="smaller sizes, for a check that it runs")
     p_bench.add_argument("--out", help="also write the figures to this JSON file")
@@ -91,6 +101,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "layout", None):
+        try:
+            Layout.parse(args.layout)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
 
     from .. import checkpoints
     from ..configs import OverrideError, parse_overrides
@@ -113,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.grad_accum:
                 os.environ[GRAD_ACCUM_ENV] = str(args.grad_accum)
             overrides = parse_overrides(args.overrides)
+            relaunched = _spread(args, profile, registry, args.name, overrides, argv)
+            if relaunched is not None:
+                return relaunched
             out, metrics = registry.train_and_save(args.name, profile, overrides=overrides, run_name=args.run_name,
                                                    overwrite=args.overwrite, fresh=args.fresh)
             if is_main_process():  # the other processes of a launched run save nothing
@@ -145,6 +164,15 @@ def main(argv: list[str] | None = None) -> int:
                 if name in catalog.STUDIES:
                     print(f"{name}:\n{json.dumps(catalog.run_study(name, profile), indent=2)}")
                     continue
+                layout = _layout(args.layout, profile)
+                if layout.processes > 1:
+                    _train_missing(registry, profile, name, {})
+                    status = launch(layout, ["crossflow_mini", "--profile", profile.name, "train", name, "--fresh",
+                                             "--layout", str(layout), *(["--overwrite"] if args.overwrite else [])])
+                    if status:
+                        return status
+                    continue
+                torch.set_num_threads(layout.threads)
                 out, metrics = registry.train_and_save(name, profile, overwrite=args.overwrite, fresh=True)
                 print(f"{name}: saved {out}\n{json.dumps(metrics, indent=2)}")
         elif args.command == "bench":
@@ -160,6 +188,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _layout(text: str | None, profile) -> Layout:
+    """The layout a training run uses: ``--layout``, else the fastest here (one process under smoke: a few steps
+    are not worth starting processes for)."""
+    if text:
+        return Layout.parse(text)
+    if profile.name == "smoke":
+        return Layout(1, 1)
+    return fastest_layout()
+
+
+def _train_missing(registry, profile, name: str, overrides: dict) -> None:
+    """Train - with one process, before a multi-process launch - every checkpoint ``name`` builds on that is
+    neither shipped nor cached, dependencies first (a launched run trains exactly one checkpoint)."""
+    for dep in registry.missing(name, profile, overrides):
+        print(f"{name} builds on {dep}, which is missing: training it first (one process)", flush=True)
+        registry.find(dep, dataclasses.replace(profile, train_missing=True))
+
+
+def _spread(args, profile, registry, name: str, overrides: dict, argv: list[str] | None) -> int | None:
+    """Start this ``train`` command again under ``accelerate launch`` when its layout has several processes and it is
+    not running under a launcher yet; return the launch's exit status (None: train here, in this process)."""
+    layout = _layout(args.layout, profile)
+    if distributed.num_processes() > 1:  # a launched child: its threads come from the launcher
+        torch.set_num_threads(threads_from_env() or layout.threads)
+        return None
+    if layout.processes == 1:
+        torch.set_num_threads(layout.threads)
+        return None
+    registry.get(name)  # an unknown name fails here, once, not in every process
+    _train_missing(registry, profile, name, overrides)
+    rest = list(sys.argv[1:] if argv is None else argv)
+    if "--layout" not in rest:
+        rest += ["--layout", str(layout)]
+    if "--profile" not in rest:
+        rest = ["--profile", profile.name, *rest]
+    print(f"training {name} with {layout.processes} processes of {layout.threads} thread(s) (accelerate launch; "
+          f"--layout 1x{layout.processes * layout.threads} keeps one process)", flush=True)
+    return launch(layout, ["crossflow_mini", *rest])
 
 
 def _list(profile, registry, catalog) -> None:

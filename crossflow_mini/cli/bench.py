@@ -134,6 +134,18 @@ def bench_t2i(steps: int, sample_batch: int, device: str | torch.device | None =
     return out
 
 
+#: The recipes whose training layouts are compared: text to image, the depth and super-resolution UNets, captioning.
+LAYOUT_RECIPES = ("t2i_shapes", "depth_crossflow", "sr_crossflow", "caption_crossflow")
+
+
+def bench_layouts(steps: int, warmup: int = 3) -> dict[str, dict[str, float]]:
+    """Training samples/s of each :data:`LAYOUT_RECIPES` recipe with 1 thread, 2 threads and 2 processes of 1 thread
+    (the real training loop; the two processes under ``accelerate launch``, data parallel over gloo)."""
+    from .layouts import Layout, measure_layouts
+
+    return measure_layouts(LAYOUT_RECIPES, (Layout(1, 1), Layout(1, 2), Layout(2, 1)), steps, warmup)
+
+
 def run_benchmarks(quick: bool = False) -> dict[str, float]:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPU cores")
     n_shapes, n_text, ae_steps = (2_000, 64, 2) if quick else (50_000, 1_000, 20)
@@ -155,6 +167,12 @@ def run_benchmarks(quick: bool = False) -> dict[str, float]:
           f"{t2i['t2i_train_gflops'] / peak:.0%} of the matmul peak")
     print(f"CrossFlow sampling:        {t2i['t2i_sample_ms_per_image_w1']:10.2f} ms/image at {t2i['t2i_sample_steps']} "
           f"Euler steps without guidance, {t2i['t2i_sample_ms_per_image_cfg']:.2f} ms/image with CFG (batch 250)")
+    layouts = bench_layouts(3 if quick else 15, 2 if quick else 3)
+    out["training_layouts"] = layouts
+    print("Training layouts (samples/s; ratio to one thread):")
+    for name, row in layouts.items():
+        one = row["1x1"]
+        print(f"  {name:18s} " + "  ".join(f"{k} {v:7.1f} ({v / one:.2f}x)" for k, v in row.items()))
     out["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
     out["quick"] = quick
     return out

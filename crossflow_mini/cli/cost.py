@@ -11,11 +11,11 @@ assumed (a stated share of a peak).
 
 from __future__ import annotations
 
-from .. import registry
 from typing import Any
 
 import torch
 
+from .. import registry
 from ..core.build import build_model
 from ..core.crossflow import CrossFlowConfig
 from ..core.params import count_parameters

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 
 from ..checkpoints import run_dir
+from ..distributed import num_processes
 from ..core.build import build_model
 from ..training import LossFn, TrainResult, train
 from ..utils import get_device
@@ -72,7 +73,8 @@ def fit(recipe: Any, batch_fn: Callable[[int], Any], *, loss_fn: LossFn = model_
 def training_record(result: TrainResult, seconds: float, steps: int, batch_size: int,
                     device: Device = None) -> dict[str, Any]:
     """What a results file records of a training run: steps and batch size, the seconds of this run and of all the
-    parts of a resumed run (None where an earlier part was not timed), final losses, device and threads; for a run
+    parts of a resumed run (None where an earlier part was not timed), final losses, device, threads per process and
+    processes (the layout); for a run
     that did not resume, seconds per step and training samples per second."""
     record: dict[str, Any] = {
         "train_seconds_this_run": round(seconds, 1), "train_steps": steps, "batch_size": batch_size,
@@ -80,6 +82,7 @@ def training_record(result: TrainResult, seconds: float, steps: int, batch_size:
         "train_seconds_all_parts": None if result.seconds is None else round(result.seconds, 1),
         "final_losses": {k: round(v[-1], 5) for k, v in result.history.items() if v and k != "step"},
         "device": str(get_device(device)), "torch_threads": torch.get_num_threads(),
+        "processes": num_processes(),
     }
     if result.resumed_from == 0 and seconds > 0:
         record["seconds_per_step"] = round(seconds / steps, 4)
