@@ -111,7 +111,9 @@ def _synthetic_batches(name: str) -> tuple[Any, Callable[[int], Any]]:
         mask[:, n * 3 // 4:] = False
         source: Any = TokenBatch(torch.randn(b, n, recipe.model.source.token_dim, generator=g), mask)
     else:
-        source = torch.randn(b, *recipe.model.source.in_shape, generator=g).clamp(-1, 1)
+        src = recipe.model.source
+        shape = getattr(src, "in_shape", None) or src.latent_shape  # an identity source reads the target's shape
+        source = torch.randn(b, *shape, generator=g).clamp(-1, 1)
     return recipe, lambda step: (source, target)
 
 
@@ -140,45 +142,36 @@ def measure(name: str, steps: int = 12, warmup: int = 3) -> float | None:
     return steps * cfg.batch_size / (marks[warmup + steps] - marks[warmup])
 
 
-def measure_layouts(names: tuple[str, ...], layouts: tuple[Layout, ...], steps: int = 12,
-                    warmup: int = 3) -> dict[str, dict[str, float]]:
+def _measure_once(name: str, layout: Layout, steps: int, warmup: int) -> float:
+    if layout.processes == 1:
+        torch.set_num_threads(layout.threads)
+        return measure(name, steps, warmup)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "figure.json"
+        status = launch(layout, ["crossflow_mini.cli.layout_worker", name, str(steps), str(warmup), str(result)])
+        if status != 0 or not result.exists():
+            raise RuntimeError(f"the {layout} launch of {name} failed (exit status {status})")
+        return json.loads(result.read_text())["samples_per_s"]
+
+
+def measure_layouts(names: tuple[str, ...], layouts: tuple[Layout, ...], steps: int = 12, warmup: int = 3,
+                    rounds: int = 2) -> dict[str, dict[str, float]]:
     """``{recipe: {layout: samples/s}}``: one-process layouts in this process, multi-process ones under
-    ``accelerate launch`` (each figure from the launched run's main process)."""
+    ``accelerate launch`` (each figure from the launched run's main process). The layouts are measured in turn,
+    ``rounds`` times, and each keeps its best round: a neighbour's burst of work on a shared machine slows one
+    round, never speeds one up."""
     out: dict[str, dict[str, float]] = {}
     before = torch.get_num_threads()
     try:
         for name in names:
             row = out.setdefault(name, {})
-            for layout in layouts:
-                if layout.processes == 1:
-                    torch.set_num_threads(layout.threads)
-                    row[str(layout)] = measure(name, steps, warmup)
-                    continue
-                with tempfile.TemporaryDirectory() as tmp:
-                    result = Path(tmp) / "figure.json"
-                    status = launch(layout, ["crossflow_mini.cli.layouts", name, str(steps), str(warmup),
-                                             str(result)])
-                    if status != 0 or not result.exists():
-                        raise RuntimeError(f"the {layout} launch of {name} failed (exit status {status})")
-                    row[str(layout)] = json.loads(result.read_text())["samples_per_s"]
+            for _ in range(rounds):
+                for layout in layouts:
+                    figure = _measure_once(name, layout, steps, warmup)
+                    row[str(layout)] = max(row.get(str(layout), 0.0), figure)
     finally:
         torch.set_num_threads(before)
     return out
-
-
-def _worker(argv: list[str]) -> int:
-    """``python -m crossflow_mini.cli.layouts NAME STEPS WARMUP OUT`` under accelerate launch: measure, and let the
-    main process write the figure."""
-    name, steps, warmup, out = argv
-    torch.set_num_threads(threads_from_env() or 1)
-    figure = measure(name, int(steps), int(warmup))
-    if figure is not None:
-        Path(out).write_text(json.dumps({"samples_per_s": figure}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_worker(sys.argv[1:]))
 
 
 __all__ = ["THREADS_ENV", "Layout", "fastest_layout", "free_port", "launch_command", "launch", "threads_from_env",
