@@ -5,6 +5,10 @@
 #   make gpu-check  the same code on a CUDA GPU: training and sampling throughput, the paper profile's smoke run
 #                   with bf16 (says so and exits 0 where no GPU exists)
 #   make cli ARGS="list"    run the command line (python -m crossflow_mini ...) inside the environment
+#   make book     the course website (syllabus, notebooks with their stored outputs, method, results): build/book/;
+#                 make book TEACHER=1 (or make book-teacher): the teacher edition, solutions included: build/book-teacher/
+#   make screenshots  PNGs of the website's landing page and two notebook pages (headless Chromium): build/screenshots/
+#   make readme   the tables of README.md, docs/RESULTS.md and docs/COURSE.md, from data/results/ and the notebooks
 # Options: NO_APT=1 skips the Debian package for Fashion-MNIST (the data target otherwise runs apt-get, with sudo
 # when not root); TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU-only torch build;
 # VENV=$CONDA_PREFIX installs into an active conda environment instead of .venv (see README, "Conda").
@@ -72,6 +76,19 @@ gpu-check: setup
 
 readme: setup
 	$(PY) tools/update_readme.py
+	$(PY) tools/syllabus.py
+
+# the course website from the committed, executed notebooks: nothing re-executed, nothing fetched, warnings are errors
+.PHONY: book book-teacher screenshots
+book: setup
+	$(PY) tools/build_book.py $(if $(TEACHER),--teacher)
+
+book-teacher: setup
+	$(PY) tools/build_book.py --teacher
+
+# needs Chromium (Debian package `chromium`)
+screenshots: book
+	$(PY) tools/screenshots.py $(if $(TEACHER),--book build/book-teacher --out build/screenshots-teacher)
 
 reproduce: setup data
 	CROSSFLOW_PROFILE=full $(PY) -m crossflow_mini reproduce --overwrite

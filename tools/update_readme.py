@@ -1,4 +1,5 @@
-"""Fill the README's tables from the files the project's commands wrote (nothing typed by hand):
+"""Fill the tables of README.md and docs/RESULTS.md from the files the project's commands wrote (nothing typed by
+hand):
 
 * data/results/<name>.json         (python -m crossflow_mini train NAME)   -> results table
 * data/results/t2i_ablation.json   (python -m crossflow_mini reproduce t2i_ablation) -> ablation table
@@ -11,7 +12,10 @@
 * data/results/notebook_times.json (make notebooks / make notebook-times-smoke) -> run-time table
 * data/results/bench.json          (make bench)                              -> benchmark table
 
-Each table sits between `<!-- begin:NAME -->` and `<!-- end:NAME -->` markers in README.md.
+README.md holds the headline table (one line per task, the paper's number beside ours), the course map (from
+tools/syllabus.py: the notebooks and their times) and the run-time table; docs/RESULTS.md every other table. Each
+table sits between `<!-- begin:NAME -->` and `<!-- end:NAME -->` markers; the text around them is written by hand
+(tests/test_readings.py checks the numbers it quotes).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "data" / "results"
 README = ROOT / "README.md"
+RESULTS_MD = ROOT / "docs" / "RESULTS.md"
 
 
 def _load(name: str) -> dict | None:
@@ -254,7 +259,7 @@ def variants_table() -> str:
 
 
 def _task_table(study: str, trained: str, table: str, footer: str) -> str:
-    """A downstream task's table: ``crossflow_mini.tasks.<table>(metrics)`` on ``data/results/<study>.json`` and a
+    """A downstream task's table: ``crossflow_mini.studies.<table>(metrics)`` on ``data/results/<study>.json`` and a
     footer (formatted with the metrics and ``command``), or the command that makes the file if it is missing."""
     d = _load(f"{study}.json")
     if d is None:
@@ -263,7 +268,7 @@ def _task_table(study: str, trained: str, table: str, footer: str) -> str:
     sys.path.insert(0, str(ROOT))
     import importlib
     module, function = table.rsplit(".", 1)
-    body = getattr(importlib.import_module(f"crossflow_mini.tasks.{module}"), function)(d["metrics"])
+    body = getattr(importlib.import_module(f"crossflow_mini.studies.{module}"), function)(d["metrics"])
     return body + "\n\n" + footer.format(**d["metrics"], command=d["command"])
 
 
@@ -274,7 +279,7 @@ def depth_table() -> str:
 
 def captioning_table() -> str:
     return _task_table("captioning", "the text autoencoder and the four captioners",
-                       "captioning_study.readme_table",
+                       "captioning.readme_table",
                        "ShapesWorld test split (scene: the generated caption parsed with the dataset's grammar and "
                        "compared with the image's attributes; held-out: attribute combinations never seen in "
                        "training). Made by `{command}`.")
@@ -284,6 +289,57 @@ def sr_table() -> str:
     return _task_table("sr", "the three super-resolution checkpoints", "sr.readme_table",
                        "{n_test_patches} test patches of {hr_size} px from held-out photographs, {scale}x. Made by "
                        "`{command}`.")
+
+
+def headline_table() -> str:
+    """One line per task: our CrossFlow, our standard flow-matching baseline at the same size and budget, and the
+    paper's numbers for both (its own data and scale), each from the stored study."""
+    rows = ["| task (notebook) | measure | CrossFlow (ours) | standard FM (ours) | paper: CrossFlow | "
+            "paper: standard FM | paper's setting |", "|---|---|---|---|---|---|---|"]
+    c = _load("t2i_comparison.json")
+    if c is not None:
+        sh, paper = c["metrics"]["shapes"], c["metrics"]["paper"]
+        t1 = paper["table1_same_recipe_300k_steps"]
+        rows.append(f"| text -> image, ShapesWorld (06) | mini-GenEval overall (higher is better) | "
+                    f"{sh['crossflow']['geneval']['all']['overall']:.3f} | {sh['baseline']['geneval']['all']['overall']:.3f} | "
+                    f"{paper['table2_crossflow_geneval']['overall']:.2f} (GenEval) | - | Table 2, COCO-trained, 0.95B |")
+        rows.append(f"| text -> image, ShapesWorld (06) | FID (lower is better; floor "
+                    f"{sh['crossflow']['fid']['real_vs_real_floor']:.1f}) | {sh['crossflow']['fid']['fid']:.1f} | "
+                    f"{sh['baseline']['fid']['fid']:.1f} | {t1['crossflow']['fid_30k']} | {t1['baseline']['fid_30k']} | "
+                    f"Table 1, FID-30K, 300K steps |")
+    a = _load("arithmetic.json")
+    if a is not None:
+        t = a["metrics"]["table8"]
+        rows.append(f"| latent arithmetic (07) | success, all kinds | {t['arithmetic']['all']['overall']:.1%} | - | "
+                    f"{t['paper_percent']['overall']:.1f}% | - | Table 8, COCO prompts, a detector judges |")
+    cap = _load("captioning.json")
+    if cap is not None:
+        rows_by = {r.get("checkpoint", r["method"]): r for r in cap["metrics"]["table"]}
+        paper = next(r for r in cap["metrics"]["table"] if r["method"] == "CrossFlow (paper)")
+        rows.append(f"| image -> caption (08) | CIDEr-D | {rows_by['caption_crossflow']['CIDEr']:.1f} | "
+                    f"{rows_by['caption_baseline']['CIDEr']:.1f} | {paper['CIDEr']:.1f} | - | Table 4, COCO |")
+    d = _load("depth.json")
+    if d is not None:
+        m, p = d["metrics"]["methods"], d["metrics"]["paper_table5"]["KITTI"]
+        rows.append(f"| image -> depth, DepthWorld (09) | AbsRel (lower is better) | "
+                    f"{m['crossflow']['test']['unaligned']['abs_rel']:.3f} | "
+                    f"{m['baseline']['test']['unaligned']['abs_rel']:.3f} | {p['abs_rel']:.3f} | - | Table 5, KITTI |")
+    sr = _load("sr.json")
+    if sr is not None:
+        r, p = sr["metrics"]["rows"], sr["metrics"]["paper_table6"]
+        rows.append(f"| 4x super-resolution, photos (10) | PSNR, dB | {r['crossflow:none']['psnr']:.2f} | "
+                    f"{r['baseline']['psnr']:.2f} | {p['CrossFlow']['psnr']:.1f} | "
+                    f"{p['standard flow matching']['psnr']:.1f} | Table 6, ImageNet 64 -> 256 |")
+    rows += ["", "Ours: test splits, the shipped checkpoints, each at its guidance scale chosen on validation data. "
+             "Made from data/results/ (t2i_comparison, arithmetic, captioning, depth, sr)."]
+    return "\n".join(rows)
+
+
+def course_table() -> str:
+    """The course map of docs/COURSE.md (tools/syllabus.py), its links relative to the repository root."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import syllabus
+    return syllabus.course_map(prefix="")
 
 
 def runtimes_table() -> str:
@@ -300,7 +356,7 @@ def runtimes_table() -> str:
     rows.append("")
     rows.append(f"Machine: {t.get('machine', '?')}. Made by `make notebooks` (warm), `make notebook-times-smoke`, "
                 f"and `python tools/run_notebooks.py --profile course --record-as course_fresh_clone` run first "
-                f"on a fresh clone (kernel start-up included). A machine busy with other work takes longer.")
+                f"on a fresh clone.")
     return "\n".join(rows)
 
 
@@ -324,22 +380,43 @@ def bench_table() -> str:
         "", f"Machine: {b.get('machine', '?')}. Made by `make bench`."])
 
 
-def fill(text: str, name: str, body: str) -> str:
+def fill(text: str, name: str, body: str, where: str = "README.md") -> str:
     pattern = re.compile(rf"(<!-- begin:{name} -->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README.md has no <!-- begin:{name} --> ... <!-- end:{name} --> markers")
+        raise SystemExit(f"{where} has no <!-- begin:{name} --> ... <!-- end:{name} --> markers")
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
-def main() -> int:
-    text = README.read_text()
-    for name, fn in (("results", results_table), ("ablation", ablation_table), ("comparison", comparison_table),
-                     ("scaling", scaling_table), ("variants", variants_table), ("arithmetic", arithmetic_table),
-                     ("captioning", captioning_table), ("depth", depth_table), ("sr", sr_table),
-                     ("runtimes", runtimes_table), ("bench", bench_table)):
-        text = fill(text, name, fn())
-    README.write_text(text)
-    print("README.md tables updated")
+TABLES = {
+    README: (("headline", headline_table), ("course", course_table), ("runtimes", runtimes_table)),
+    RESULTS_MD: (("results", results_table), ("ablation", ablation_table), ("comparison", comparison_table),
+                 ("scaling", scaling_table), ("variants", variants_table), ("arithmetic", arithmetic_table),
+                 ("captioning", captioning_table), ("depth", depth_table), ("sr", sr_table), ("bench", bench_table)),
+}
+
+
+def render(path: Path) -> str:
+    """The file at ``path`` with its tables filled from the stored results."""
+    text = path.read_text(encoding="utf-8")
+    for name, fn in TABLES[path]:
+        text = fill(text, name, fn(), path.relative_to(ROOT).as_posix())
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    check = "--check" in (sys.argv[1:] if argv is None else argv)
+    stale = []
+    for path in TABLES:
+        text = render(path)
+        if check:
+            if text != path.read_text(encoding="utf-8"):
+                stale.append(path.relative_to(ROOT).as_posix())
+        else:
+            path.write_text(text, encoding="utf-8")
+    if check:
+        print("out of date (run `make readme`): " + ", ".join(stale) if stale else "README.md, docs/RESULTS.md: up to date")
+        return 1 if stale else 0
+    print("README.md and docs/RESULTS.md tables updated")
     return 0
 
 
