@@ -2,6 +2,7 @@
 #   make course   run every notebook in order with the course profile; the executed copies go to build/notebooks/
 #   make test     unit tests + every notebook under nbval with the smoke profile (what CI runs)
 #   make lab      open JupyterLab on the notebooks
+#   make student  the exercise notebooks for students (solutions removed) and for nbgrader's autograde: build/
 #   make gpu-check  the same code on a CUDA GPU: training and sampling throughput, the paper profile's smoke run
 #                   with bf16 (says so and exits 0 where no GPU exists)
 #   make cli ARGS="list"    run the command line (python -m crossflow_mini ...) inside the environment
@@ -18,10 +19,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 FASHION_DIR := /usr/share/datasets/fashion-mnist
+MATE_DIR := /usr/share/backgrounds/mate/nature
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TORCH_VERSION := 2.13.0
 
-.PHONY: setup data test course notebooks notebook-times-smoke lab cli bench gpu-check reproduce clean-notebooks readme
+.PHONY: setup data test course student notebooks notebook-times-smoke lab cli bench gpu-check reproduce clean-notebooks readme
 
 setup: $(VENV)/.installed
 
@@ -35,15 +37,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" > /dev/null
 	touch $@
 
-# Fashion-MNIST from Debian's package where apt exists (this changes the system: it runs apt-get, with sudo when
-# not root); NO_APT=1 skips it - the loader then says where else the files can come from.
+# Fashion-MNIST and the held-out photographs of super-resolution from Debian's packages where apt exists (this
+# changes the system: it runs apt-get, with sudo when not root); NO_APT=1 skips it - the loaders then say where
+# else the files can come from.
+DEBIAN_DATA := dataset-fashion-mnist mate-backgrounds
 data:
-	@if [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ]; then echo "Fashion-MNIST: $(FASHION_DIR)"; \
-	elif [ -n "$(NO_APT)" ]; then echo "NO_APT set: not installing Fashion-MNIST (see crossflow_mini/datasets/fashion.py)"; \
+	@if [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ] && [ -d $(MATE_DIR) ]; then echo "data: $(FASHION_DIR), $(MATE_DIR)"; \
+	elif [ -n "$(NO_APT)" ]; then echo "NO_APT set: not installing $(DEBIAN_DATA) (see crossflow_mini/datasets/)"; \
 	elif command -v apt-get > /dev/null; then \
-	  echo "installing Debian package dataset-fashion-mnist (apt-get$(if $(SUDO), with sudo))"; \
-	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
-	else echo "no apt-get: see crossflow_mini/datasets/fashion.py for other ways to get Fashion-MNIST"; fi
+	  echo "installing Debian packages $(DEBIAN_DATA) (apt-get$(if $(SUDO), with sudo))"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(DEBIAN_DATA); \
+	else echo "no apt-get: see crossflow_mini/datasets/fashion.py and photos.py for other ways to get the data"; fi
 
 test: setup data
 	@start=$$(date +%s); CROSSFLOW_PROFILE=smoke CROSSFLOW_PROGRESS=0 $(PY) -m pytest tests --nbval-lax $(NOTEBOOKS); \
@@ -51,6 +55,11 @@ test: setup data
 
 course: setup data
 	$(PY) tools/run_notebooks.py --profile course $(NOTEBOOKS)
+
+# teachers: build/student/ (solutions and hidden tests removed, outputs cleared) and build/autograder/ (the source
+# for nbgrader's autograde), from the one source in notebooks/ (tools/make_student.py)
+student: setup
+	$(PY) tools/make_student.py $(NOTEBOOKS)
 
 # maintainers: re-execute the notebooks in place (the committed outputs) and record their times for the README
 notebooks: setup data

@@ -42,7 +42,7 @@ from .datasets.photos import PhotoDataConfig
 from .datasets.shapes import ShapesDataConfig
 from .datasets.superres import SRDataConfig
 from .nn.text_encoder import TextEncoderConfig
-from .studies.configs import (CaptioningStudyConfig, ComparisonConfig, ScalingConfig, ScheduleConfig, SRStudyConfig,
+from .studies.configs import (DEPTH_DYNAMICS, SR_DYNAMICS, DynamicsConfig, CaptioningStudyConfig, ComparisonConfig, ScalingConfig, ScheduleConfig, SRStudyConfig,
                               T2IAblationConfig, VariantsConfig)
 from .tasks.autoencoder import AUTOENCODER_TRAIN
 from .tasks.captioning.evaluate import CaptionEvalConfig
@@ -86,6 +86,8 @@ class Profile:
                                                   lr_schedule="constant", ema_decay=0.9, ckpt_every=0, log_every=5)
     sr_demo: TrainConfig = dataclasses.replace(SR_TRAIN, steps=100, warmup_steps=20, ema_decay=0.9, ckpt_every=0,
                                                log_every=5)
+    #: test prompts per scene kind that judge notebook 06's live scaling point (None: the study's own number)
+    scaling_demo_prompts: int | None = 50
     caption_notebook: CaptionEvalConfig = CaptionEvalConfig(choose_images=200, max_images=300)
     arithmetic_notebook: ArithmeticConfig = ArithmeticConfig(cases_per_kind=50, sweep_cases=40, control_cases=50,
                                                              interpolation_pairs=20)
@@ -100,6 +102,8 @@ class Profile:
     t2i_variants: VariantsConfig = VariantsConfig()
     t2i_ablation: T2IAblationConfig = T2IAblationConfig()
     sr_study: SRStudyConfig = SRStudyConfig()
+    sr_dynamics: DynamicsConfig = SR_DYNAMICS
+    depth_dynamics: DynamicsConfig = DEPTH_DYNAMICS
     caption_study: CaptioningStudyConfig = CaptioningStudyConfig()
     caption_schedule: ScheduleConfig = ScheduleConfig()
     arithmetic: ArithmeticConfig = ArithmeticConfig()
@@ -145,7 +149,7 @@ SMOKE: dict[str, Any] = {
     "autoencoder_demo": _TINY_TRAIN, "t2i_demo": _TINY_TRAIN, "depth_demo": _TINY_TRAIN, "sr_demo": _TINY_TRAIN,
     "caption_notebook": CaptionEvalConfig(scales=(1.0, 2.0), choose_images=16, max_images=32, batch_size=16,
                                           n_examples=4),
-    "arithmetic_notebook": _SMOKE_ARITHMETIC,
+    "arithmetic_notebook": _SMOKE_ARITHMETIC, "scaling_demo_prompts": None,
     "t2i_eval": T2IEvalConfig(scales=(1.0, 2.0), max_prompts=16, batch_size=16, solver_nfe=(2, 4), choose_samples=16,
                               class_samples=32),
     "depth_eval": DepthEvalConfig(scales=(1.0, 2.0), val_images=16, test_images=16, sample_counts=(1, 2),
@@ -160,6 +164,8 @@ SMOKE: dict[str, Any] = {
     "t2i_variants": VariantsConfig(train=_TINY_TRAIN, geneval_per_kind=4, scales=(1.0,)),
     "t2i_ablation": T2IAblationConfig(train=_TINY_TRAIN, max_prompts=16),
     "sr_study": SRStudyConfig(sources=("none", "noise"), regression_losses=("l1",)),
+    "sr_dynamics.snapshots": (0, 3, 6), "sr_dynamics.val_items": 8, "sr_dynamics.final_steps": (1, 2),
+    "depth_dynamics.snapshots": (0, 3, 6), "depth_dynamics.val_items": 8, "depth_dynamics.final_steps": (1, 2),
     "caption_study": CaptioningStudyConfig(cycle_per_kind=4),
     "caption_schedule": ScheduleConfig(steps=3, val_images=8),
     "arithmetic": _SMOKE_ARITHMETIC,
@@ -201,7 +207,7 @@ SMOKE: dict[str, Any] = {
 FULL: dict[str, Any] = {
     "name": "full", "train_missing": True,
     "shapes": ShapesDataConfig(), "fashion": FashionDataConfig(), "eval_images": 4000,
-    "autoencoder_demo.steps": 1000, "t2i_demo.steps": 1000, "flow2d.train.steps": 4000,
+    "autoencoder_demo.steps": 1000, "t2i_demo.steps": 1000, "flow2d.train.steps": 4000, "scaling_demo_prompts": None,
     "t2i_eval": T2IEvalConfig(), "caption_eval.max_images": None,
 }
 

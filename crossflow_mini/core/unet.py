@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..configs import added_field
 from .guidance import CONDITIONAL, NUM_INDICATOR_STATES, UNCONDITIONAL
 
 TIME_SCALE = 1000.0  # t in [0, 1] -> diffusers' timestep range
@@ -30,7 +31,9 @@ TIME_SCALE = 1000.0  # t in [0, 1] -> diffusers' timestep range
 class UNetVelocityConfig:
     """``latent_shape``: the target (C, H, W); ``cond_channels``: channels of a concatenated condition (0 for
     CrossFlow); ``block_out_channels``: one entry per resolution (each after the first halves H and W);
-    ``attention``: self-attention at the lowest resolution."""
+    ``attention``: self-attention at the lowest resolution; ``zero_out``: the last convolution starts at zero, so the
+    untrained network predicts v = 0 everywhere and a flow from a source starts *at* its source (an identity start:
+    for super-resolution, step 0 returns the bicubic upsampling exactly; docs/METHOD.md Sec. 7)."""
 
     latent_shape: tuple[int, int, int] = (1, 32, 32)
     cond_channels: int = 0
@@ -39,6 +42,7 @@ class UNetVelocityConfig:
     norm_num_groups: int = 8
     attention: bool = True
     attention_head_dim: int = 8
+    zero_out: bool = added_field(False)
 
     def validate(self) -> None:
         c, h, w = self.latent_shape
@@ -75,6 +79,9 @@ class UNetVelocity(nn.Module):
             down_block_types=tuple(down), up_block_types=tuple(up), norm_num_groups=cfg.norm_num_groups,
             attention_head_dim=cfg.attention_head_dim, add_attention=cfg.attention,
             num_class_embeds=NUM_INDICATOR_STATES)
+        if cfg.zero_out:
+            nn.init.zeros_(self.unet.conv_out.weight)
+            nn.init.zeros_(self.unet.conv_out.bias)
 
     def forward(self, z_t: torch.Tensor, t: torch.Tensor | float, indicator: torch.Tensor | None = None,
                 cond: torch.Tensor | None = None) -> torch.Tensor:

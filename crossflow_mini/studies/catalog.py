@@ -11,7 +11,7 @@ from .. import registry
 from ..configs import config_hash, to_dict
 from ..profiles import Profile, get_profile
 from ..results import load_results, results_path, write_results
-from . import ablation, arithmetic, captioning, captioning_schedule, comparison, depth, scaling, sr, variants
+from . import ablation, arithmetic, captioning, captioning_schedule, comparison, depth, dynamics, scaling, sr, variants
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,13 @@ STUDIES: dict[str, Study] = {
     "sr": Study("mini paper Table 6: 4x super-resolution of photo patches - bicubic, regression (L1, L2), standard "
                 "flow matching, CrossFlow from the upsampled image (sources: none / fixed noise / VE); PSNR, SSIM, "
                 "FID and KID with floors", sr.run, sr.config),
+    "sr_dynamics": Study("super-resolution training dynamics: validation PSNR against steps (EMA and raw weights) for "
+                         "the levers of the recipe - identity start, learning rate, unconditional share, time "
+                         "sampler - and against the number of Euler steps", lambda p: dynamics.run(p, "sr"),
+                         lambda p: dynamics.config(p, "sr")),
+    "depth_dynamics": Study("depth training dynamics: validation delta1 / AbsRel (predicted and aligned) against steps "
+                            "for the levers of the recipe", lambda p: dynamics.run(p, "depth"),
+                            lambda p: dynamics.config(p, "depth")),
     "captioning": Study("mini paper Table 4: CrossFlow image -> text vs standard flow matching, the direct and the "
                         "autoregressive captioner (BLEU-4, ROUGE-L, CIDEr-D, scene accuracy by parsing), the text "
                         "autoencoder's reconstruction, and the cycle text -> image -> text", captioning.run, captioning.config),

@@ -123,6 +123,51 @@ class SRStudyConfig:
             raise ValueError(f"unknown CrossFlow sources {bad}; choose from {SOURCES}")
 
 
+# --------------------------------------------------------------------------------- training dynamics (SR, depth)
+@dataclass(frozen=True)
+class DynamicsConfig:
+    """One training-dynamics study (:mod:`crossflow_mini.studies.dynamics`): ``rows`` are ``(label, checkpoint,
+    overrides)`` - the shipped recipe ``checkpoint`` with dot-path ``overrides`` (as ``((path, value), ...)``); each
+    is scored on ``val_items`` validation items at every step of ``snapshots`` (0 = the untrained network), with
+    guidance w = 1 and the recipe's Euler steps, and at the end with every count of ``final_steps``."""
+
+    task: str = "sr"
+    rows: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...] = ()
+    snapshots: tuple[int, ...] = (0, 100, 200, 400, 600, 900, 1200)
+    val_items: int = 256
+    final_steps: tuple[int, ...] = (1, 2, 3, 5, 10, 20)
+    seed: int = 0
+
+
+_ZERO_OUT = ("model.velocity.zero_out", True)
+#: The super-resolution levers: the shipped recipe, an identity start, learning rates, no unconditional share, the
+#: logit-normal time sampler; standard flow matching and regression as reference curves.
+SR_DYNAMICS = DynamicsConfig(task="sr", rows=(
+    ("shipped", "sr_crossflow", ()),
+    ("identity_start", "sr_crossflow", (_ZERO_OUT,)),
+    ("identity_start_lr3e-4", "sr_crossflow", (_ZERO_OUT, ("train.lr", 3e-4))),
+    ("identity_start_lr1e-4", "sr_crossflow", (_ZERO_OUT, ("train.lr", 1e-4))),
+    ("identity_start_lr3e-4_no_uncond", "sr_crossflow", (_ZERO_OUT, ("train.lr", 3e-4),
+                                                         ("model.guidance.p_uncond", 0.0))),
+    ("identity_start_lr3e-4_logit_normal", "sr_crossflow", (_ZERO_OUT, ("train.lr", 3e-4),
+                                                            ("model.time_sampler", "logit_normal"))),
+    ("flow_matching", "sr_baseline", ()),
+    ("flow_matching_lr3e-4", "sr_baseline", (("train.lr", 3e-4),)),
+    ("regression", "sr_regression", ()),
+    ("regression_lr3e-4", "sr_regression", (("train.lr", 3e-4),)),
+))
+#: The depth levers (the shipped 2,000-step recipe): learning rate, no unconditional share, an identity start
+#: (step 0 returns the Image VE's mean); regression as the reference curve.
+DEPTH_DYNAMICS = DynamicsConfig(task="depth", snapshots=(0, 250, 500, 1000, 1500, 2000), final_steps=(1, 2, 5, 10),
+                                rows=(
+    ("shipped", "depth_crossflow", ()),
+    ("lr3e-4", "depth_crossflow", (("train.lr", 3e-4),)),
+    ("no_uncond", "depth_crossflow", (("model.guidance.p_uncond", 0.0),)),
+    ("identity_start", "depth_crossflow", (_ZERO_OUT,)),
+    ("regression", "depth_regression", ()),
+))
+
+
 # ------------------------------------------------------------------------------------------------------ captioning
 @dataclass(frozen=True)
 class CaptioningStudyConfig:
@@ -147,5 +192,5 @@ class ScheduleConfig:
     scale: float = 4.0
 
 
-__all__ = ["ComparisonConfig", "ScalingConfig", "DEFAULT_VARIANTS", "BASELINE_VARIANTS", "VariantsConfig",
+__all__ = ["DynamicsConfig", "SR_DYNAMICS", "DEPTH_DYNAMICS", "ComparisonConfig", "ScalingConfig", "DEFAULT_VARIANTS", "BASELINE_VARIANTS", "VariantsConfig",
            "T2IAblationConfig", "SRStudyConfig", "CaptioningStudyConfig", "ScheduleConfig"]
