@@ -88,6 +88,8 @@ class Profile:
                                                log_every=5)
     #: test prompts per scene kind that judge notebook 06's live scaling point (None: the study's own number)
     scaling_demo_prompts: int | None = 50
+    #: test prompts per scene kind that judge notebook 06's live scaling point (None: the study's own number)
+    scaling_demo_prompts: int | None = 50
     caption_notebook: CaptionEvalConfig = CaptionEvalConfig(choose_images=200, max_images=300)
     arithmetic_notebook: ArithmeticConfig = ArithmeticConfig(cases_per_kind=50, sweep_cases=40, control_cases=50,
                                                              interpolation_pairs=20)
@@ -149,7 +151,7 @@ SMOKE: dict[str, Any] = {
     "autoencoder_demo": _TINY_TRAIN, "t2i_demo": _TINY_TRAIN, "depth_demo": _TINY_TRAIN, "sr_demo": _TINY_TRAIN,
     "caption_notebook": CaptionEvalConfig(scales=(1.0, 2.0), choose_images=16, max_images=32, batch_size=16,
                                           n_examples=4),
-    "arithmetic_notebook": _SMOKE_ARITHMETIC, "scaling_demo_prompts": None,
+    "arithmetic_notebook": _SMOKE_ARITHMETIC, "scaling_demo_prompts": None, "scaling_demo_prompts": None,
     "t2i_eval": T2IEvalConfig(scales=(1.0, 2.0), max_prompts=16, batch_size=16, solver_nfe=(2, 4), choose_samples=16,
                               class_samples=32),
     "depth_eval": DepthEvalConfig(scales=(1.0, 2.0), val_images=16, test_images=16, sample_counts=(1, 2),
@@ -207,7 +209,7 @@ SMOKE: dict[str, Any] = {
 FULL: dict[str, Any] = {
     "name": "full", "train_missing": True,
     "shapes": ShapesDataConfig(), "fashion": FashionDataConfig(), "eval_images": 4000,
-    "autoencoder_demo.steps": 1000, "t2i_demo.steps": 1000, "flow2d.train.steps": 4000, "scaling_demo_prompts": None,
+    "autoencoder_demo.steps": 1000, "t2i_demo.steps": 1000, "flow2d.train.steps": 4000, "scaling_demo_prompts": None, "scaling_demo_prompts": None,
     "t2i_eval": T2IEvalConfig(), "caption_eval.max_images": None,
 }
 
