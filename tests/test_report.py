@@ -125,7 +125,7 @@ def test_the_depth_counter_counts_chains():
 
 
 #: The notebooks written on this API (each joins when its result cells are).
-ON_THE_API: tuple[str, ...] = ("06",)
+ON_THE_API: tuple[str, ...] = ("06", "07")
 
 
 @pytest.mark.parametrize("number", ON_THE_API)
