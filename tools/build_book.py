@@ -47,6 +47,7 @@ PAGES = {
     "docs/MEASUREMENTS.md": "measurements.md",
     "docs/SCALING_UP.md": "scaling_up.md",
 }
+PAGES_SOURCES = tuple(ROOT / source for source in PAGES)
 REFERENCE_PAGES = ("readme", "method", "results", "measurements", "scaling_up")
 SOLUTION_MARKERS = re.compile(r"^\s*#+\s*(BEGIN|END) (SOLUTION|HIDDEN TESTS)\s*$")
 LINK = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(([^()\s]+)\)")

@@ -7,7 +7,8 @@ hand):
 * the notebooks' titles, their exercises (``### Exercise N: title`` cells, or the numbered items of an older
   "## Exercises" list) and whether an exercise has a check cell (nbgrader metadata ``grade: true``);
 * the time to read a notebook: its prose at 150 words a minute and its code at 15 lines a minute (a careful first
-  read of technical text; the exercises and their solutions are not counted - they have minutes of their own);
+  read of technical text; the exercises and their solutions are not counted - they have minutes of their own),
+  rounded up to 5 minutes;
 * the minutes of an exercise: 10 to read it, run a few lines and answer; +10 where it trains a model or reruns a
   section of the notebook; +5 where it compares several settings or values (a sweep);
 * the run times measured by ``tools/run_notebooks.py`` in data/results/notebook_times.json (course profile, 2 CPU
@@ -50,6 +51,7 @@ PAPER = {
 }
 PROSE_WORDS_PER_MIN = 150
 CODE_LINES_PER_MIN = 15
+READ_STEP_MIN = 5  # reading times are rounded up to 5 minutes: an estimate, and steady under small edits
 EXERCISE_BASE_MIN, EXERCISE_TRAIN_MIN, EXERCISE_SWEEP_MIN = 10, 10, 5
 LAB_MIN = 90
 
@@ -171,7 +173,8 @@ def read_minutes(nb: nbformat.NotebookNode) -> int:
             words += len(re.findall(r"\S+", src))
         elif cell.cell_type == "code":
             lines += sum(1 for line in src.splitlines() if line.strip() and not line.strip().startswith("#"))
-    return max(1, math.ceil(words / PROSE_WORDS_PER_MIN + lines / CODE_LINES_PER_MIN))
+    minutes = words / PROSE_WORDS_PER_MIN + lines / CODE_LINES_PER_MIN
+    return READ_STEP_MIN * max(1, math.ceil(minutes / READ_STEP_MIN))
 
 
 def load_times() -> dict:
