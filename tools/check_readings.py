@@ -138,7 +138,10 @@ class Values:
         for a, b in self.items[start:]:
             if a > hi + 1e-12:
                 break
-            if b >= lo - 1e-12:
+            if a == b:  # an exact value: inside [lo, hi]
+                if lo - 1e-12 <= a <= hi + 1e-12:
+                    out.append(a)
+            elif a < hi - 1e-12 and b > lo + 1e-12:  # two roundings: they must overlap, not merely touch
                 out.append((a + b) / 2)
         return out
 

@@ -226,7 +226,8 @@ def course_map(prefix: str = "../") -> str:
 
 
 def notebook_block(nb: Notebook) -> str:
-    lines = [f"Rebuilds: {nb.paper}. Run: {_seconds(nb.run_fresh_s)} the first time, {_seconds(nb.run_warm_s)} "
+    rebuilds = nb.paper if nb.paper != "-" else "no part of the paper (set-up and data)"
+    lines = [f"Rebuilds: {rebuilds}. Run: {_seconds(nb.run_fresh_s)} the first time, {_seconds(nb.run_warm_s)} "
              f"again. Read: about {nb.read_min} min. Exercises: {nb.exercise_min} min in all.", "",
              "| exercise | minutes | checked |", "|---|---|---|"]
     for ex in nb.exercises:
