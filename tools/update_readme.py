@@ -302,7 +302,7 @@ def headline_table() -> str:
         t1 = paper["table1_same_recipe_300k_steps"]
         rows.append(f"| text -> image, ShapesWorld (06) | mini-GenEval overall (higher is better) | "
                     f"{sh['crossflow']['geneval']['all']['overall']:.3f} | {sh['baseline']['geneval']['all']['overall']:.3f} | "
-                    f"{paper['table2_crossflow_geneval']['overall']:.2f} (GenEval) | - | Table 2, COCO-trained, 0.95B |")
+                    f"{paper['table2_crossflow_geneval']['overall']:.2f} (GenEval) | - | Table 2, GenEval, a 0.95B model |")
         rows.append(f"| text -> image, ShapesWorld (06) | FID (lower is better; floor "
                     f"{sh['crossflow']['fid']['real_vs_real_floor']:.1f}) | {sh['crossflow']['fid']['fid']:.1f} | "
                     f"{sh['baseline']['fid']['fid']:.1f} | {t1['crossflow']['fid_30k']} | {t1['baseline']['fid_30k']} | "
