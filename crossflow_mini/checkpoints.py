@@ -314,14 +314,17 @@ def run_dir(name: str, cfg: Any) -> Path:
 
 
 def trained_sampling(cfg: Any, metrics: dict[str, Any]) -> SamplingConfig | None:
-    """The sampling settings to store beside freshly trained weights: the recipe's (``cfg.sampling``), with the
-    guidance weight chosen on validation data (``metrics["chosen_scale"]``) where the evaluation chose one; ``None``
-    for a recipe without sampling settings."""
+    """The sampling settings to store beside freshly trained weights: the recipe's (``cfg.sampling``), with what the
+    evaluation chose on validation data where it chose something - the guidance weight (``metrics["chosen_scale"]``)
+    and, for dense tasks, the ensemble (``chosen_n_samples``, ``chosen_ensemble``); ``None`` for a recipe without
+    sampling settings."""
     sampling = getattr(cfg, "sampling", None)
     if sampling is None:
         return None
-    chosen = metrics.get("chosen_scale")
-    return sampling if chosen is None else dataclasses.replace(sampling, guidance_scale=float(chosen))
+    chosen = {"guidance_scale": metrics.get("chosen_scale"), "n_samples": metrics.get("chosen_n_samples"),
+              "ensemble": metrics.get("chosen_ensemble")}
+    chosen = {k: (float(v) if k == "guidance_scale" else v) for k, v in chosen.items() if v is not None}
+    return dataclasses.replace(sampling, **chosen)
 
 
 def attach(model: torch.nn.Module, directory: Path, cfg: Any, meta: dict[str, Any]) -> dict[str, Any]:

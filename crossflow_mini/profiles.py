@@ -42,7 +42,7 @@ from .datasets.photos import PhotoDataConfig
 from .datasets.shapes import ShapesDataConfig
 from .datasets.superres import SRDataConfig
 from .nn.text_encoder import TextEncoderConfig
-from .studies.configs import (DEPTH_DYNAMICS, SR_DYNAMICS, DynamicsConfig, CaptioningStudyConfig, ComparisonConfig, ScalingConfig, ScheduleConfig, SRStudyConfig,
+from .studies.configs import (DEPTH_DYNAMICS, SR_DYNAMICS, DynamicsConfig, TradeoffConfig, CaptioningStudyConfig, ComparisonConfig, ScalingConfig, ScheduleConfig, SRStudyConfig,
                               T2IAblationConfig, VariantsConfig)
 from .tasks.autoencoder import AUTOENCODER_TRAIN
 from .tasks.captioning.evaluate import CaptionEvalConfig
@@ -80,14 +80,15 @@ class Profile:
     # ---- the notebooks' live training runs
     flow2d: Flow2DConfig = Flow2DConfig()
     autoencoder_demo: TrainConfig = dataclasses.replace(AUTOENCODER_TRAIN, steps=300, warmup_steps=50, ckpt_every=0)
+    #: the ShapesWorld data notebooks 04 and 05 train their live demonstration on: a fifth of the course's training
+    #: images (a cold start embeds their captions in seconds), the same validation and test splits
+    t2i_demo_shapes: ShapesDataConfig = ShapesDataConfig(n_train=4_000, n_val=1_000, n_test=2_000)
     t2i_demo: TrainConfig = dataclasses.replace(T2I_TRAIN, steps=300, warmup_steps=50, ema_decay=0.99, ckpt_every=0,
                                                 log_every=10)
     depth_demo: TrainConfig = dataclasses.replace(DEPTH_TRAIN, steps=100, batch_size=32, warmup_steps=20,
                                                   lr_schedule="constant", ema_decay=0.9, ckpt_every=0, log_every=5)
     sr_demo: TrainConfig = dataclasses.replace(SR_TRAIN, steps=100, warmup_steps=20, ema_decay=0.9, ckpt_every=0,
                                                log_every=5)
-    #: test prompts per scene kind that judge notebook 06's live scaling point (None: the study's own number)
-    scaling_demo_prompts: int | None = 50
     #: test prompts per scene kind that judge notebook 06's live scaling point (None: the study's own number)
     scaling_demo_prompts: int | None = 50
     caption_notebook: CaptionEvalConfig = CaptionEvalConfig(choose_images=200, max_images=300)
@@ -103,6 +104,7 @@ class Profile:
     t2i_scaling: ScalingConfig = ScalingConfig()
     t2i_variants: VariantsConfig = VariantsConfig()
     t2i_ablation: T2IAblationConfig = T2IAblationConfig()
+    t2i_tradeoff: TradeoffConfig = TradeoffConfig()
     sr_study: SRStudyConfig = SRStudyConfig()
     sr_dynamics: DynamicsConfig = SR_DYNAMICS
     depth_dynamics: DynamicsConfig = DEPTH_DYNAMICS
@@ -148,10 +150,11 @@ SMOKE: dict[str, Any] = {
     "flow2d": Flow2DConfig(n_points=512, hidden=32, layers=2,
                            train=dataclasses.replace(Flow2DConfig().train, steps=20, batch_size=64), euler_steps=8,
                            n_show=128, n_traj=8),
+    "t2i_demo_shapes": _SMOKE_SHAPES,
     "autoencoder_demo": _TINY_TRAIN, "t2i_demo": _TINY_TRAIN, "depth_demo": _TINY_TRAIN, "sr_demo": _TINY_TRAIN,
     "caption_notebook": CaptionEvalConfig(scales=(1.0, 2.0), choose_images=16, max_images=32, batch_size=16,
                                           n_examples=4),
-    "arithmetic_notebook": _SMOKE_ARITHMETIC, "scaling_demo_prompts": None, "scaling_demo_prompts": None,
+    "arithmetic_notebook": _SMOKE_ARITHMETIC, "scaling_demo_prompts": None,
     "t2i_eval": T2IEvalConfig(scales=(1.0, 2.0), max_prompts=16, batch_size=16, solver_nfe=(2, 4), choose_samples=16,
                               class_samples=32),
     "depth_eval": DepthEvalConfig(scales=(1.0, 2.0), val_images=16, test_images=16, sample_counts=(1, 2),
@@ -165,6 +168,8 @@ SMOKE: dict[str, Any] = {
                                  scales=(1.0,)),
     "t2i_variants": VariantsConfig(train=_TINY_TRAIN, geneval_per_kind=4, scales=(1.0,)),
     "t2i_ablation": T2IAblationConfig(train=_TINY_TRAIN, max_prompts=16),
+    "t2i_tradeoff": TradeoffConfig(align_weights=(0.0, 1.0), kl_weights=(1e-3,), train=_TINY_TRAIN, scales=(1.0,),
+                                   geneval_per_kind=4, arithmetic_cases=2),
     "sr_study": SRStudyConfig(sources=("none", "noise"), regression_losses=("l1",)),
     "sr_dynamics.snapshots": (0, 3, 6), "sr_dynamics.val_items": 8, "sr_dynamics.final_steps": (1, 2),
     "depth_dynamics.snapshots": (0, 3, 6), "depth_dynamics.val_items": 8, "depth_dynamics.final_steps": (1, 2),
@@ -208,8 +213,8 @@ SMOKE: dict[str, Any] = {
 
 FULL: dict[str, Any] = {
     "name": "full", "train_missing": True,
-    "shapes": ShapesDataConfig(), "fashion": FashionDataConfig(), "eval_images": 4000,
-    "autoencoder_demo.steps": 1000, "t2i_demo.steps": 1000, "flow2d.train.steps": 4000, "scaling_demo_prompts": None, "scaling_demo_prompts": None,
+    "shapes": ShapesDataConfig(), "fashion": FashionDataConfig(), "eval_images": 4000, "t2i_demo_shapes": ShapesDataConfig(),
+    "autoencoder_demo.steps": 1000, "t2i_demo.steps": 1000, "flow2d.train.steps": 4000, "scaling_demo_prompts": None,
     "t2i_eval": T2IEvalConfig(), "caption_eval.max_images": None,
 }
 

@@ -215,7 +215,31 @@ def test_smoke_models_train_and_are_measured_end_to_end(smoke_models):
         else:
             assert set(m["val_sweep"]) == {f"w={w:g}" for w in SMOKE.depth_eval.scales}
             assert m["chosen_scale"] in SMOKE.depth_eval.scales
-            assert set(m["val_samples_sweep"]) == {f"n={n}" for n in SMOKE.depth_eval.sample_counts}
+            cfg = SMOKE.depth_eval
+            assert set(m["val_samples_sweep"]) == {f"{e} n={n}" for e in cfg.ensembles for n in cfg.sample_counts
+                                                    if n > 1 or e == cfg.ensembles[0]}
+            assert (m["chosen_n_samples"], m["chosen_ensemble"]) == E.choose_ensemble(m["val_samples_sweep"],
+                                                                                       cfg.ensemble_tolerance)
+            # the loaded model combines as many flows, the same way, as validation chose
+            assert (model.sampling.n_samples, model.sampling.ensemble) == (m["chosen_n_samples"],
+                                                                           m["chosen_ensemble"])
+
+
+def test_the_ensemble_is_the_mean_or_median_of_the_draws():
+    draws = torch.tensor([[0.0, 1.0], [1.0, 1.0], [5.0, 1.0]])
+    assert torch.equal(E.combine(draws, "mean"), torch.tensor([2.0, 1.0]))
+    assert torch.equal(E.combine(draws, "median"), torch.tensor([1.0, 1.0]))
+    with pytest.raises(ValueError, match="unknown ensemble"):
+        E.combine(draws, "mode")
+
+
+def test_the_cheapest_ensemble_within_tolerance_of_the_best_is_chosen():
+    def r(a):
+        return {"unaligned": {"abs_rel": a}}
+    sweep = {"mean n=1": r(0.120), "mean n=3": r(0.1005), "median n=3": r(0.1000), "mean n=10": r(0.0990)}
+    assert E.choose_ensemble(sweep, 0.002) == (3, "mean")   # 0.1005 <= 0.0990 + 0.002; fewer samples than 10
+    assert E.choose_ensemble(sweep, 0.0) == (10, "mean")    # only the best
+    assert E.choose_ensemble(sweep, 0.05) == (1, "mean")    # one flow is close enough
 
 
 def test_the_study_on_smoke_has_every_method_and_number(smoke_models):
@@ -245,15 +269,19 @@ def pipes(smoke_models):
 def test_the_pipeline_is_the_models_averaged_flow(pipes):
     pipe = pipes["depth_crossflow"]
     images = depth_data.prepare(registry.recipe("depth_crossflow", SMOKE), "val", 3).images
-    out = pipe(images, num_inference_steps=2, guidance_scale=1.5, num_samples=2, generator=G(5), output_type="pt")
+    out = pipe(images, num_inference_steps=2, guidance_scale=1.5, num_samples=3, generator=G(5), output_type="pt",
+               ensemble="mean")
     g = G(5)
     m = pipe.model
-    runs = [m.flow(m.encode(images, g).z0, guidance_scale=1.5, steps=2).sample for _ in range(2)]
-    target = (runs[0] + runs[1]) / 2
+    runs = [m.flow(m.encode(images, g).z0, guidance_scale=1.5, steps=2).sample for _ in range(3)]
+    target = (runs[0] + runs[1] + runs[2]) / 3
+    median = pipe(images, num_inference_steps=2, guidance_scale=1.5, num_samples=3, generator=G(5),
+                  output_type="pt", ensemble="median")
+    torch.testing.assert_close(median.latents, torch.stack(runs).median(dim=0).values)
     torch.testing.assert_close(out.latents, target)
     torch.testing.assert_close(out.images, ((target.clamp(-1, 1) + 1) / 2))
     torch.testing.assert_close(out.depth, target_to_depth(target))
-    assert out.nfe == 2 * 2  # 2 samples x 2 steps (a guided step counts once, as in the flow's own count)
+    assert out.nfe == 3 * 2  # 3 samples x 2 steps (a guided step counts once, as in the flow's own count)
     assert out.depth.shape == (3, 1, 16, 16)
 
 

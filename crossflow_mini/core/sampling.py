@@ -33,6 +33,9 @@ Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: The public code's time scale: it integrates to 1 - 1e-5 rather than 1 (``sample_timescale``).
 PUBLIC_TIMESCALE = 1.0 - 1e-5
 METHODS = ("euler", "heun", "euler_public")
+#: How the flows of a dense prediction are combined (Marigold averages ten depth samples; a median is robust to one
+#: stray sample).
+ENSEMBLES = ("mean", "median")
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,14 @@ class SamplingConfig:
 
     ``guidance_scale``: w in v = v_uncond + w (v_cond - v_uncond) - w = 1 is the plain conditional model (one
     network call per step), any other w costs two; ``steps``: solver steps from t = 0 to t = 1 (the public code uses
-    50 Euler steps); ``sampler``: one of :data:`METHODS`; ``n_samples``: flows averaged into one prediction (dense
-    tasks such as depth; 1 elsewhere)."""
+    50 Euler steps); ``sampler``: one of :data:`METHODS`; ``n_samples``: flows combined into one prediction (dense
+    tasks such as depth; 1 elsewhere), by their ``ensemble`` (:data:`ENSEMBLES`: per-pixel mean or median)."""
 
     guidance_scale: float = 1.0
     steps: int = 20
     sampler: str = "euler"
     n_samples: int = 1
+    ensemble: str = "mean"
 
     def __post_init__(self) -> None:
         import math
@@ -60,6 +64,8 @@ class SamplingConfig:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {METHODS}")
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int) or self.n_samples < 1:
             raise ValueError(f"SamplingConfig.n_samples must be a positive integer, got {self.n_samples!r}")
+        if self.ensemble not in ENSEMBLES:
+            raise ValueError(f"unknown ensemble {self.ensemble!r}; choose one of {ENSEMBLES}")
 
 
 @dataclass
@@ -153,5 +159,5 @@ def heun(velocity: Velocity, z0: torch.Tensor, steps: int, return_trajectory: bo
     return sample(velocity, z0, steps, "heun", return_trajectory)
 
 
-__all__ = ["Velocity", "METHODS", "SamplingConfig", "PUBLIC_TIMESCALE", "SampleResult", "check_steps", "time_grid", "integrate",
+__all__ = ["ENSEMBLES", "Velocity", "METHODS", "SamplingConfig", "PUBLIC_TIMESCALE", "SampleResult", "check_steps", "time_grid", "integrate",
            "sample", "euler", "heun"]

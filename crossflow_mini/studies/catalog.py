@@ -11,7 +11,7 @@ from .. import registry
 from ..configs import config_hash, to_dict
 from ..profiles import Profile, get_profile
 from ..results import load_results, results_path, write_results
-from . import ablation, arithmetic, captioning, captioning_schedule, comparison, depth, dynamics, scaling, sr, variants
+from . import ablation, arithmetic, captioning, captioning_schedule, comparison, depth, dynamics, scaling, sr, tradeoff, variants
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,10 @@ STUDIES: dict[str, Study] = {
     "t2i_variants": Study("what it takes for CrossFlow to compose: Text VE variants (the paper's, the public code's KL, "
                           "a patch-query head, alignment to the image latent, ...) beside the baseline at one budget, "
                           "mini-GenEval on test prompts", variants.run, variants.config),
+    "t2i_tradeoff": Study("composition against arithmetic: the Text VE's alignment weight x KL weight on the rich "
+                          "captions at one budget, beside the paper's head and the baseline - mini-GenEval and "
+                          "Table-8 arithmetic on validation and test prompts; the rule that picks the shipped default",
+                          tradeoff.run, tradeoff.config),
     "depth": Study("mini paper Table 5: CrossFlow vs standard flow matching vs regression on DepthWorld (test split, "
                    "as predicted and aligned) and zero-shot on the Middlebury Motorcycle", depth.run, depth.config),
     "sr": Study("mini paper Table 6: 4x super-resolution of photo patches - bicubic, regression (L1, L2), standard "

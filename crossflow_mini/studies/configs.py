@@ -91,6 +91,28 @@ class VariantsConfig:
     spread_seeds: int = 4
 
 
+# ------------------------------------------------------------------------ text to image: composition vs arithmetic
+@dataclass(frozen=True)
+class TradeoffConfig:
+    """The trade-off study (:mod:`crossflow_mini.studies.tradeoff`): a grid of ``align_weights`` x ``kl_weights``
+    of the shipped Text VE, plus the paper's head and the baseline, all on the ``vocabulary`` captions with one
+    training budget; mini-GenEval on ``geneval_per_kind`` validation and test prompts per scene kind at each scale
+    of ``scales``; Table-8 arithmetic on ``arithmetic_cases`` cases per kind, drawn with ``val_seed`` (validation)
+    and ``test_seed`` (test - the seed of the arithmetic study's cases)."""
+
+    align_weights: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0)
+    kl_weights: tuple[float, ...] = (1e-3, 1e-2)
+    vocabulary: str = "rich"
+    train: TrainConfig = TrainConfig(steps=2000, batch_size=128, lr=1e-3, warmup_steps=200, ema_decay=0.995,
+                                     ckpt_every=500, log_every=25)
+    scales: tuple[float, ...] = (1.0, 2.0)
+    geneval_per_kind: int | None = 200
+    arithmetic_cases: int = 100
+    val_seed: int = 1
+    test_seed: int = 0
+    seed: int = 0
+
+
 # ------------------------------------------------------------------------------------------ text to image: ablation
 @dataclass(frozen=True)
 class T2IAblationConfig:
@@ -192,5 +214,5 @@ class ScheduleConfig:
     scale: float = 4.0
 
 
-__all__ = ["DynamicsConfig", "SR_DYNAMICS", "DEPTH_DYNAMICS", "ComparisonConfig", "ScalingConfig", "DEFAULT_VARIANTS", "BASELINE_VARIANTS", "VariantsConfig",
+__all__ = ["TradeoffConfig", "DynamicsConfig", "SR_DYNAMICS", "DEPTH_DYNAMICS", "ComparisonConfig", "ScalingConfig", "DEFAULT_VARIANTS", "BASELINE_VARIANTS", "VariantsConfig",
            "T2IAblationConfig", "SRStudyConfig", "CaptioningStudyConfig", "ScheduleConfig"]

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ...core.params import parameter_report, sampling_parameters
+from ...core.sampling import ENSEMBLES
 from ...datasets import stereo
 from ...datasets.depthworld import target_to_depth
 from ...eval.depth import PAPER_TABLE5, depth_metrics
@@ -38,13 +39,17 @@ ROUND = 5  # decimals kept in the results files
 class DepthEvalConfig:
     """How depth models are measured. ``scales``: the guidance sweep on the validation split (flow models; the
     lowest unaligned AbsRel wins); ``val_images`` / ``test_images`` cap the splits (None: all); ``sample_counts``:
-    the averaging sweep on validation images at the chosen scale; ``step_counts``: the Euler-steps sweep there;
+    the ensemble sweep on validation images at the chosen scale (k flows combined by each of ``ensembles``; the
+    cheapest within ``ensemble_tolerance`` of the best validation AbsRel is used on the test split, and its cost
+    per image is the sweep's ``seconds`` / ``n_images``); ``step_counts``: the Euler-steps sweep there;
     ``timing_images``: the batch timed for ms/image."""
 
     scales: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)
     val_images: int | None = 500
     test_images: int | None = None
-    sample_counts: tuple[int, ...] = (1, 2, 4)
+    sample_counts: tuple[int, ...] = (1, 3, 5, 10)
+    ensembles: tuple[str, ...] = ENSEMBLES
+    ensemble_tolerance: float = 0.002
     step_counts: tuple[int, ...] = (1, 2, 5, 10, 20)
     batch_size: int = 250
     timing_images: int = 64
@@ -54,17 +59,21 @@ class DepthEvalConfig:
 # -------------------------------------------------------------------------------------------------- predicting
 @torch.no_grad()
 def predict(model: torch.nn.Module, images: torch.Tensor, *, guidance_scale: float | None = None,
-            steps: int | None = None, method: str | None = None, n_samples: int | None = None, seed: int = 0,
-            batch_size: int = 250, device: Device = None) -> torch.Tensor:
+            steps: int | None = None, method: str | None = None, n_samples: int | None = None,
+            ensemble: str | None = None, seed: int = 0, batch_size: int = 250, device: Device = None) -> torch.Tensor:
     """Depth targets ``(N, 1, S, S)`` (normalised log depth, on the CPU) for images ``(N, 3, S, S)`` in [-1, 1].
 
-    Flow models: the mean of ``n_samples`` guided flows (z0 drawn with one CPU generator seeded by ``seed``, so the
-    same numbers on any device); ``guidance_scale``, ``steps``, ``method`` and ``n_samples`` default to the model's
+    Flow models: the per-pixel mean or median (``ensemble``) of ``n_samples`` guided flows - Marigold's test-time
+    ensemble - with z0 drawn with one CPU generator seeded by ``seed``, so the same numbers on any device;
+    ``guidance_scale``, ``steps``, ``method``, ``n_samples`` and ``ensemble`` default to the model's
     :attr:`~crossflow_mini.core.flow_model.FlowModel.sampling`. The regression model predicts once (they do not
     apply)."""
     device = get_device(device)
     model.to(device)
     n_samples = model.sampling.n_samples if n_samples is None else n_samples
+    ensemble = model.sampling.ensemble if ensemble is None else ensemble
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"unknown ensemble {ensemble!r}; choose one of {ENSEMBLES}")
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     if not hasattr(model, "flow"):  # the regression model: deterministic, one evaluation
@@ -73,12 +82,20 @@ def predict(model: torch.nn.Module, images: torch.Tensor, *, guidance_scale: flo
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i:i + batch_size].to(device)
-        acc = None
-        for _ in range(n_samples):
-            y = model.generate(x, guidance_scale=guidance_scale, steps=steps, method=method, generator=g).sample
-            acc = y if acc is None else acc + y
-        out.append((acc / n_samples).cpu())
+        draws = torch.stack([model.generate(x, guidance_scale=guidance_scale, steps=steps, method=method,
+                                            generator=g).sample for _ in range(n_samples)])
+        out.append(combine(draws, ensemble).cpu())
     return torch.cat(out)
+
+
+def combine(draws: torch.Tensor, ensemble: str = "mean") -> torch.Tensor:
+    """One prediction from ``(k, ...)`` draws: their per-pixel mean or median (in normalised log depth, so a
+    geometric mean / median of depths). The median of an even count is the lower middle value (torch's)."""
+    if ensemble == "mean":
+        return draws.mean(0)
+    if ensemble == "median":
+        return draws.median(0).values
+    raise ValueError(f"unknown ensemble {ensemble!r}; choose one of {ENSEMBLES}")
 
 
 def predict_depth(model: torch.nn.Module, images: torch.Tensor, **kw: Any) -> torch.Tensor:
@@ -95,7 +112,7 @@ def score(pred_depth: Any, gt_depth: Any, mask: Any = None,
 
 def predict_kwargs(recipe: DepthRecipe, eval_cfg: DepthEvalConfig, device: Device, **over: Any) -> dict[str, Any]:
     s = recipe.sampling
-    kw = dict(steps=s.steps, method=s.sampler, n_samples=s.n_samples, seed=eval_cfg.seed,
+    kw = dict(steps=s.steps, method=s.sampler, n_samples=s.n_samples, ensemble=s.ensemble, seed=eval_cfg.seed,
               batch_size=eval_cfg.batch_size, device=device)
     return kw | over
 
@@ -168,22 +185,42 @@ def evaluate_depth(model: torch.nn.Module, recipe: DepthRecipe, eval_cfg: DepthE
                             for w in eval_cfg.scales}
         chosen = choose_scale(out["val_sweep"], lambda r: r["unaligned"]["abs_rel"], higher_is_better=False)
         out["val_samples_sweep"] = {
-            f"n={n}": evaluate_split(model, val, alignments=("unaligned",),
-                                     **predict_kwargs(recipe, eval_cfg, device, guidance_scale=chosen, n_samples=n))
-            for n in eval_cfg.sample_counts}
+            f"{e} n={n}": evaluate_split(model, val, alignments=("unaligned",),
+                                         **predict_kwargs(recipe, eval_cfg, device, guidance_scale=chosen,
+                                                          n_samples=n, ensemble=e))
+            for e in eval_cfg.ensembles for n in eval_cfg.sample_counts if n > 1 or e == eval_cfg.ensembles[0]}
+        n_chosen, e_chosen = choose_ensemble(out["val_samples_sweep"], eval_cfg.ensemble_tolerance)
+        out["chosen_n_samples"], out["chosen_ensemble"] = n_chosen, e_chosen
         out["val_steps_sweep"] = {
             f"steps={s}": evaluate_split(model, val, alignments=("unaligned",),
                                          **predict_kwargs(recipe, eval_cfg, device, guidance_scale=chosen, steps=s))
             for s in eval_cfg.step_counts}
     out["chosen_scale"] = chosen
     kw = predict_kwargs(recipe, eval_cfg, device, guidance_scale=chosen)
+    if flow:
+        kw |= {"n_samples": out["chosen_n_samples"], "ensemble": out["chosen_ensemble"]}
+        out["sampler"] |= {"n_samples": out["chosen_n_samples"], "ensemble": out["chosen_ensemble"]}
     out["test"] = evaluate_split(model, test, **kw)
     if flow and chosen != 1.0:
-        out["test_cfg_off"] = evaluate_split(model, test, **predict_kwargs(recipe, eval_cfg, device, guidance_scale=1.0))
+        out["test_cfg_off"] = evaluate_split(model, test, **(kw | {"guidance_scale": 1.0}))
+    if flow and out["chosen_n_samples"] != 1:
+        out["test_one_sample"] = evaluate_split(model, test, **(kw | {"n_samples": 1}))
     out["motorcycle"] = evaluate_motorcycle(model, recipe.data.image_size, **kw)
     out["ms_per_image"] = ms_per_image(model, test.images[:eval_cfg.timing_images], **kw)
     out["paper_table5"] = PAPER_TABLE5
     return out
+
+
+def choose_ensemble(sweep: dict[str, Any], tolerance: float) -> tuple[int, str]:
+    """The cheapest ensemble whose validation AbsRel (as predicted) is within ``tolerance`` of the best one of the
+    sweep: fewest samples first, then the mean before the median. Returns ``(n_samples, ensemble)``."""
+    rows = []
+    for key, res in sweep.items():
+        ensemble, n = key.split(" n=")
+        rows.append((int(n), ENSEMBLES.index(ensemble), ensemble, res["unaligned"]["abs_rel"]))
+    best = min(r[3] for r in rows)
+    n, _, ensemble, _ = min(r for r in rows if r[3] <= best + tolerance)
+    return n, ensemble
 
 
 def evaluate(model: torch.nn.Module, recipe: DepthRecipe, *, sizes: DepthEvalConfig, device: Device = None,
@@ -193,4 +230,4 @@ def evaluate(model: torch.nn.Module, recipe: DepthRecipe, *, sizes: DepthEvalCon
 
 
 __all__ = ["ALIGNMENTS", "DepthEvalConfig", "predict", "predict_depth", "score", "evaluate_split",
-           "evaluate_motorcycle", "references", "predict_kwargs", "ms_per_image", "evaluate_depth", "evaluate"]
+           "evaluate_motorcycle", "references", "combine", "choose_ensemble", "predict_kwargs", "ms_per_image", "evaluate_depth", "evaluate"]

@@ -19,6 +19,7 @@ from ...core.build import build_model
 from ...datasets.depthworld import target_to_depth
 from ..common import is_flow
 from ..pipeline import Component, FlowPipeline, PipelineOutput, check_output_type, image_tensor, to_output
+from .evaluate import combine
 from .recipe import RGB_CHANNELS, DepthRecipe
 
 
@@ -40,8 +41,9 @@ class DepthPipeline(FlowPipeline):
     Inputs (:meth:`preprocess`): a tensor ``(3, H, W)`` / ``(B, 3, H, W)`` in [-1, 1] (the project's convention), a
     PIL image or a list of them, or a numpy array ``(H, W, 3)`` / ``(B, H, W, 3)`` (uint8 0..255, or float in [0, 1]
     as diffusers' ``"np"`` images). An image of another size is cut to its centre square and area-averaged to the
-    model's size (as :func:`crossflow_mini.datasets.stereo.model_input` does). ``num_samples`` flows are averaged in
-    log depth (default: the checkpoint's ``sampling.n_samples``)."""
+    model's size (as :func:`crossflow_mini.datasets.stereo.model_input` does). ``num_samples`` flows are combined
+    in log depth by the checkpoint's ``sampling.ensemble`` (mean or median; default count: its
+    ``sampling.n_samples``, both chosen on validation images)."""
 
     TASK = "depth-estimation"
     EXAMPLE = "depth_crossflow"
@@ -68,9 +70,11 @@ class DepthPipeline(FlowPipeline):
     @torch.no_grad()
     def __call__(self, image: Any, num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  generator: torch.Generator | None = None, num_samples: int | None = None, output_type: str = "np",
-                 return_dict: bool = True, sampler: str | None = None, return_trajectory: bool = False) -> Any:
+                 return_dict: bool = True, sampler: str | None = None, return_trajectory: bool = False,
+                 ensemble: str | None = None) -> Any:
         """Depth maps for RGB images. Flow models: ``num_samples`` flows from z0 (CrossFlow: Image VE samples; the
-        baseline: noise), each drawn with ``generator``, averaged in log depth; the regression model predicts once.
+        baseline: noise), each drawn with ``generator``, combined in log depth by ``ensemble`` ("mean" or "median";
+        default: the checkpoint's); the regression model predicts once.
         ``output_type`` as in diffusers ("np" by default, as Marigold's pipeline); the metres are in ``.depth``."""
         check_output_type(output_type)
         self._check_call(num_inference_steps, guidance_scale, generator)
@@ -81,15 +85,15 @@ class DepthPipeline(FlowPipeline):
         if not self.is_flow:
             target, z0, nfe, traj = self.model.predict(x), None, 1, None
         else:
-            total, nfe, traj = None, 0, None
+            draws, nfe, traj = [], 0, None
             for _ in range(n):
                 z0 = self.model.encode(x, generator).z0
                 res = self._run(z0, self.model.condition(x), guidance_scale, num_inference_steps, sampler,
                                 return_trajectory)
-                total = res.sample if total is None else total + res.sample
+                draws.append(res.sample)
                 nfe += res.nfe
                 traj = res.trajectory
-            target = total / n
+            target = combine(torch.stack(draws), self.sampling.ensemble if ensemble is None else ensemble)
         depth = target_to_depth(target).cpu()
         images = target if output_type == "latent" else to_output(target, output_type)
         if output_type in ("np", "pil"):
