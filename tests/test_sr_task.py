@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from crossflow_mini.configs import config_hash, from_dict, to_dict
+from crossflow_mini.configs import config_hash, from_dict, to_dict, with_overrides
 from crossflow_mini.core import path as flow
 from crossflow_mini.core.baseline import matched_baseline
 from crossflow_mini.core.build import build_model
@@ -132,6 +132,20 @@ def test_crossflow_source_is_the_upsampled_image_and_loss_replays():
     noisy = build_model(sr.variant(recipe, source="noise").model)
     z0 = noisy.encode(up, torch.Generator().manual_seed(0)).z0
     assert 0.05 < float((z0 - up).std()) < 0.2  # the fixed noise level (0.1)
+
+
+def test_an_identity_start_returns_the_source_exactly():
+    """``zero_out``: the UNet's last convolution starts at zero, so the untrained flow's velocity is 0 everywhere and
+    every Euler step leaves z0 - the upsampled image - unchanged (an identity start: PSNR at step 0 = bicubic)."""
+    recipe = sr.variant(registry.recipe("sr_crossflow", get_profile("smoke", device="cpu")), source="none")
+    up, _ = sr_data.training_batches(recipe)(0)
+    torch.manual_seed(0)
+    start = build_model(with_overrides(recipe.model, {"velocity.zero_out": True}))
+    out = sr_eval.super_resolve(start, up, guidance_scale=2.0, steps=3)
+    assert torch.equal(out, up.clamp(-1, 1))
+    torch.manual_seed(0)
+    plain = build_model(recipe.model)  # the default start moves the image
+    assert not torch.allclose(sr_eval.super_resolve(plain, up, guidance_scale=2.0, steps=3), up.clamp(-1, 1))
 
 
 def _edges(n: int, size: int, seed: int) -> torch.Tensor:
