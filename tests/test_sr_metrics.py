@@ -95,6 +95,8 @@ def test_noise_scores_above_the_floor():
     hr32 = superres.load_sr("test", superres.SRDataConfig(n_test=32)).hr
     noise = torch.rand(hr32.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
     res = sr.SRFIDReference(hr32, seed=0).score(noise)
+    assert res["fid"] == pytest.approx(sum(res["fid_halves"]) / 2, abs=1e-3)  # the mean of the two cross-half scores
+    assert res["kid"] == pytest.approx(sum(res["kid_halves"]) / 2, abs=1e-5)
     assert res["fid"] > res["fid_floor"] and res["kid"] > res["kid_floor"]
 
 

@@ -180,17 +180,20 @@ class SRFIDReference:
         return len(self.half_a)
 
     def score(self, pred: torch.Tensor) -> dict[str, Any]:
-        """``{"fid", "fid_floor", "kid", "kid_floor", "n_per_half"}`` for ``pred``, the model's outputs for the
-        same HR patches in the same order."""
+        """``{"fid", "fid_floor", "kid", "kid_floor", "n_per_half", "fid_halves", "kid_halves"}`` for ``pred``, the
+        model's outputs for the same HR patches in the same order. ``fid`` / ``kid`` are the means of the two
+        cross-half scores (outputs for A against real B, outputs for B against real A); ``*_halves`` are the two,
+        so their difference shows how far one split of the patches moves the score."""
         if tuple(pred.shape) != self.shape:
             raise ValueError(f"pred must be the outputs for the reference's HR patches, shape {self.shape}; got "
                              f"{tuple(pred.shape)}")
         feats = inception_features(pred, self.batch_size)
         pa, pb = feats[self.half_a], feats[self.half_b]
-        fid = (fid_from_features(self._fb, pa) + fid_from_features(self._fa, pb)) / 2
-        kid = (kid_from_features(self._fb, pa, self.seed)[0] + kid_from_features(self._fa, pb, self.seed)[0]) / 2
-        return {"fid": round(fid, 3), "fid_floor": self.floor["fid_floor"], "kid": kid,
-                "kid_floor": self.floor["kid_floor"], "n_per_half": self.n_per_half}
+        fids = (fid_from_features(self._fb, pa), fid_from_features(self._fa, pb))
+        kids = (kid_from_features(self._fb, pa, self.seed)[0], kid_from_features(self._fa, pb, self.seed)[0])
+        return {"fid": round(sum(fids) / 2, 3), "fid_floor": self.floor["fid_floor"], "kid": sum(kids) / 2,
+                "kid_floor": self.floor["kid_floor"], "n_per_half": self.n_per_half,
+                "fid_halves": [round(f, 3) for f in fids], "kid_halves": [round(k, 6) for k in kids]}
 
 
 def sr_metrics(pred: torch.Tensor, hr: torch.Tensor, *, fid: bool = True, reference: SRFIDReference | None = None,
