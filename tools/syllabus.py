@@ -92,6 +92,7 @@ class Notebook:
     exercises: list[Exercise] = field(default_factory=list)
     run_fresh_s: float | None = None
     run_warm_s: float | None = None
+    run_fresh_range: tuple[float, float] | None = None  # (fastest, slowest) of the recorded fresh-clone runs
 
     @property
     def number(self) -> str:
@@ -181,6 +182,19 @@ def load_times() -> dict:
     return json.loads(TIMES.read_text()) if TIMES.exists() else {}
 
 
+def fresh_runs(times: dict) -> list[dict[str, float]]:
+    """The recorded first runs on fresh clones (each ``{notebook: seconds}``), oldest first."""
+    return [r["seconds"] for r in times.get("runs", {}).get("course_fresh_clone", [])]
+
+
+def fresh_range(times: dict, stem: str | None = None) -> tuple[float, float] | None:
+    """(fastest, slowest) first run of one notebook (``stem``) or of the whole course, over the recorded fresh-clone
+    runs that include it; None when fewer than two runs were recorded."""
+    runs = fresh_runs(times)
+    vals = [r[stem] for r in runs if stem in r] if stem else [sum(r.values()) for r in runs]
+    return (min(vals), max(vals)) if len(vals) >= 2 else None
+
+
 def notebooks(times: dict | None = None) -> list[Notebook]:
     times = load_times() if times is None else times
     out = []
@@ -190,7 +204,7 @@ def notebooks(times: dict | None = None) -> list[Notebook]:
         head = re.match(r"#\s*\d+\s*[·:.-]?\s*(.+)", first.splitlines()[0] if first else "")
         out.append(Notebook(path.stem, head.group(1).strip() if head else path.stem, read_minutes(nb),
                             exercises(nb), times.get("course_fresh_clone", {}).get(path.stem),
-                            times.get("course", {}).get(path.stem)))
+                            times.get("course", {}).get(path.stem), fresh_range(times, path.stem)))
     return out
 
 
@@ -198,6 +212,16 @@ def _seconds(s: float | None) -> str:
     if s is None:
         return "-"
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
+
+
+def _span(r: tuple[float, float] | None, fallback: float | None) -> str:
+    """A range of run times, "41-55 s" (or the one figure where fewer than two runs were recorded)."""
+    if r is None:
+        return _seconds(fallback)
+    lo, hi = r
+    if hi < 90:
+        return f"{lo:.0f}-{hi:.0f} s"
+    return f"{lo / 60:.1f}-{hi / 60:.1f} min" if lo >= 90 else f"{lo:.0f} s-{hi / 60:.1f} min"
 
 
 def _link(nb: Notebook, prefix: str) -> str:
@@ -210,24 +234,32 @@ def course_map(prefix: str = "../") -> str:
     nbs = notebooks()
     rows = ["| notebook | paper | run: first / again | read | exercises |", "|---|---|---|---|---|"]
     for nb in nbs:
-        rows.append(f"| {_link(nb, prefix)} | {nb.paper} | {_seconds(nb.run_fresh_s)} / {_seconds(nb.run_warm_s)} "
+        rows.append(f"| {_link(nb, prefix)} | {nb.paper} | {_span(nb.run_fresh_range, nb.run_fresh_s)} / "
+                    f"{_seconds(nb.run_warm_s)} "
                     f"| {nb.read_min} min | {len(nb.exercises)}, {nb.exercise_min} min |")
     fresh = sum(nb.run_fresh_s or 0 for nb in nbs)
     warm = sum(nb.run_warm_s or 0 for nb in nbs)
-    rows.append(f"| **all eleven** | | {fresh / 60:.1f} min / {warm / 60:.1f} min | "
+    times = load_times()
+    total = fresh_range(times)
+    fresh_txt = (f"{total[0] / 60:.1f}-{total[1] / 60:.1f} min" if total else f"{fresh / 60:.1f} min")
+    rows.append(f"| **all eleven** | | {fresh_txt} / {warm / 60:.1f} min | "
                 f"{sum(nb.read_min for nb in nbs) / 60:.1f} h | {sum(len(nb.exercises) for nb in nbs)}, "
                 f"{sum(nb.exercise_min for nb in nbs) / 60:.1f} h |")
-    times = load_times()
+    n_fresh = len(fresh_runs(times))
     rows += ["", f"Run: the notebook executed with the course profile on {times.get('machine', '2 CPU cores')}, "
-             "kernel start included - the first time on a fresh clone (the caches of data/cache/ are filled then) "
-             "and again; a busy machine takes longer. Read: a careful first read of the prose and the code. "
+             "kernel start included - the first time on a fresh clone (the caches of data/cache/ are filled then; "
+             + (f"the fastest and slowest of {n_fresh} such runs" if n_fresh >= 2 else "one run") +
+             ") and again. What moves these times: the first run also encodes the captions with MiniLM and the "
+             "images with the autoencoder into data/cache/ (the second run reads them); another program busy on the "
+             "same cores slows every notebook (two busy cores roughly double the times); machines sold as the same "
+             "kind differ by up to 2x; more cores help little at these model sizes. Read: a careful first read of the prose and the code. "
              "Exercises: how many, and their estimated minutes."]
     return "\n".join(rows)
 
 
 def notebook_block(nb: Notebook) -> str:
     rebuilds = nb.paper if nb.paper != "-" else "no part of the paper (set-up and data)"
-    lines = [f"Rebuilds: {rebuilds}. Run: {_seconds(nb.run_fresh_s)} the first time, {_seconds(nb.run_warm_s)} "
+    lines = [f"Rebuilds: {rebuilds}. Run: {_span(nb.run_fresh_range, nb.run_fresh_s)} the first time, {_seconds(nb.run_warm_s)} "
              f"again. Read: about {nb.read_min} min. Exercises: {nb.exercise_min} min in all.", "",
              "| exercise | minutes | checked |", "|---|---|---|"]
     for ex in nb.exercises:

@@ -348,12 +348,25 @@ def runtimes_table() -> str:
             ("smoke", "smoke (nbval)"))
     names = sorted(set().union(*(t.get(k, {}) for k, _ in cols)))
     rows = ["| notebook | " + " | ".join(label for _, label in cols) + " |", "|---|" + "---|" * len(cols)]
+    sys.path.insert(0, str(ROOT / "tools"))
+    import syllabus
     for n in names:
         cells = [t.get(k, {}).get(n) for k, _ in cols]
-        rows.append(f"| {n} | " + " | ".join(f"{c:.0f} s" if c is not None else "-" for c in cells) + " |")
+        fresh = syllabus.fresh_range(t, n)
+        first = f"{fresh[0]:.0f}-{fresh[1]:.0f} s" if fresh else (f"{cells[0]:.0f} s" if cells[0] is not None else "-")
+        rows.append(f"| {n} | {first} | " + " | ".join(f"{c:.0f} s" if c is not None else "-" for c in cells[1:])
+                    + " |")
     total = [sum(t.get(k, {}).values()) for k, _ in cols]
-    rows.append("| total | " + " | ".join(f"{x / 60:.1f} min" if x else "-" for x in total) + " |")
+    whole = syllabus.fresh_range(t)
+    first_total = f"{whole[0] / 60:.1f}-{whole[1] / 60:.1f} min" if whole else (f"{total[0] / 60:.1f} min" if total[0]
+                                                                               else "-")
+    rows.append(f"| total | {first_total} | " + " | ".join(f"{x / 60:.1f} min" if x else "-" for x in total[1:])
+                + " |")
     rows.append("")
+    n_fresh = len(syllabus.fresh_runs(t))
+    if n_fresh >= 2:
+        rows.append(f"Fresh clone: the fastest and slowest of {n_fresh} first runs, each on a fresh clone with empty "
+                    f"caches. ")
     rows.append(f"Machine: {t.get('machine', '?')}. Made by `make notebooks` (warm), `make notebook-times-smoke`, "
                 f"and `python tools/run_notebooks.py --profile course --record-as course_fresh_clone` run first "
                 f"on a fresh clone.")
