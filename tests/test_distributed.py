@@ -204,6 +204,10 @@ def launched(tmp_path_factory):
                    capture_output=True, timeout=300)
     two = {mode: _read(root / "two", mode) for mode in ("toy", "t2i")}
     print(f"first launch: {time.perf_counter() - tick:.1f} s"); tick = time.perf_counter()
+    subprocess.run(_launch_command("t2i", str(root / "again"), "--steps", str(STEPS)), env=env, check=True,
+                   capture_output=True, timeout=300)  # the same seeded launch once more
+    again = _read(root / "again", "t2i")
+    print(f"repeated launch: {time.perf_counter() - tick:.1f} s"); tick = time.perf_counter()
 
     # --- kill and resume: a slowed-down run is killed after its first checkpoint, then launched again
     run_dir = root / "run"
@@ -227,7 +231,8 @@ def launched(tmp_path_factory):
     subprocess.run(_launch_command("t2i", str(root / "resumed"), "--steps", str(STEPS), "--run-dir", str(run_dir)),
                    env=env, check=True, capture_output=True, timeout=300)
     print(f"resumed launch: {time.perf_counter() - tick:.1f} s")
-    return {"one": one, "two": two, "resumed": _read(root / "resumed", "t2i"), "killed_early": killed_early}
+    return {"one": one, "two": two, "again": again, "resumed": _read(root / "resumed", "t2i"),
+            "killed_early": killed_early}
 
 
 def test_two_processes_train_over_gloo_and_stay_in_sync(launched):
@@ -239,6 +244,14 @@ def test_two_processes_train_over_gloo_and_stay_in_sync(launched):
         assert r0["rng_probe"] != r1["rng_probe"]  # each process draws its own random numbers
         assert r1["ema_digest"] == r1["digest"]  # the EMA lives on the main process only
         assert r0["ema_digest"] != r0["digest"]
+
+
+def test_a_seeded_two_process_run_repeats_exactly(launched):
+    """The same seed on the same machine: a second 2-process launch ends with the same weights, EMA and losses."""
+    first, again = launched["two"]["t2i"], launched["again"]
+    assert again[0]["digest"] == again[1]["digest"] == first[0]["digest"]
+    assert again[0]["ema_digest"] == first[0]["ema_digest"]
+    assert again[0]["history"] == first[0]["history"]
 
 
 def test_split_batch_equals_the_whole_batch(launched):
