@@ -88,7 +88,9 @@ def _arithmetic(model: torch.nn.Module, recipe: T2IRecipe, autoencoder: torch.nn
 
 
 def _row_path(label: str, recipe: T2IRecipe, cfg: TradeoffConfig):
-    key = config_hash({"recipe": to_dict(recipe), "eval": to_dict(cfg)})
+    # the grid's lists say which rows exist, not how one is measured: a row's numbers stay valid when the grid grows
+    measured = {k: v for k, v in to_dict(cfg).items() if k not in ("align_weights", "kl_weights")}
+    key = config_hash({"recipe": to_dict(recipe), "eval": measured})
     return cache_dir() / "tradeoff" / f"{label.replace('=', '').replace(',', '_')}-{key}.json"
 
 
