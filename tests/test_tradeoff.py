@@ -40,11 +40,11 @@ def test_the_rule_never_reads_test_numbers():
 
 def test_the_grid_has_every_pair_and_the_two_references():
     profile = get_profile("smoke", device="cpu")
-    cfg = TradeoffConfig(align_weights=(0.0, 0.3), kl_weights=(1e-3, 1e-2))
+    cfg = TradeoffConfig(align_weights=(0.0, 0.3), kl_weights=(1e-3, 1e-2), extra_pairs=((0.3, 1e-2), (1.0, 0.1)))
     runs = tradeoff.study_recipes(registry.recipe("t2i_shapes", profile),
                                   registry.recipe("t2i_baseline_shapes", profile), cfg)
     assert set(runs) == {"align=0,kl=0.001", "align=0.3,kl=0.001", "align=0,kl=0.01", "align=0.3,kl=0.01",
-                         tradeoff.PAPER_HEAD, tradeoff.BASELINE}
+                         "align=1,kl=0.1", tradeoff.PAPER_HEAD, tradeoff.BASELINE}  # an extra pair in the grid: once
     for label, r in runs.items():
         assert r.shapes.vocabulary == cfg.vocabulary and r.train == cfg.train  # one data set, one budget
     src = runs["align=0.3,kl=0.01"].model.source

@@ -95,13 +95,14 @@ class VariantsConfig:
 @dataclass(frozen=True)
 class TradeoffConfig:
     """The trade-off study (:mod:`crossflow_mini.studies.tradeoff`): a grid of ``align_weights`` x ``kl_weights``
-    of the shipped Text VE, plus the paper's head and the baseline, all on the ``vocabulary`` captions with one
-    training budget; mini-GenEval on ``geneval_per_kind`` validation and test prompts per scene kind at each scale
+    of the shipped Text VE and the ``(align, kl)`` pairs of ``extra_pairs`` (a second KL weight at a few alignment
+    weights), plus the paper's head and the baseline, all on the ``vocabulary`` captions with one training budget; mini-GenEval on ``geneval_per_kind`` validation and test prompts per scene kind at each scale
     of ``scales``; Table-8 arithmetic on ``arithmetic_cases`` cases per kind, drawn with ``val_seed`` (validation)
     and ``test_seed`` (test - the seed of the arithmetic study's cases)."""
 
     align_weights: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0)
-    kl_weights: tuple[float, ...] = (1e-3, 1e-2)
+    kl_weights: tuple[float, ...] = (1e-3,)
+    extra_pairs: tuple[tuple[float, float], ...] = ((0.0, 1e-2), (0.3, 1e-2))
     vocabulary: str = "rich"
     train: TrainConfig = TrainConfig(steps=2000, batch_size=128, lr=1e-3, warmup_steps=200, ema_decay=0.995,
                                      ckpt_every=500, log_every=25)

@@ -50,15 +50,21 @@ def row_label(align: float, kl: float) -> str:
     return f"align={align:g},kl={kl:g}"
 
 
+def pairs(cfg: TradeoffConfig) -> list[tuple[float, float]]:
+    """The ``(align_weight, kl_weight)`` of every grid row: the full grid, then the extra pairs not in it."""
+    grid = [(a, k) for k in cfg.kl_weights for a in cfg.align_weights]
+    return grid + [p for p in cfg.extra_pairs if p not in grid]
+
+
 def study_recipes(crossflow: T2IRecipe, baseline: T2IRecipe, cfg: TradeoffConfig) -> dict[str, T2IRecipe]:
-    """Every run, keyed by label: the grid (patch-query Text VE, ``align_weight`` x ``kl_weight``), the paper's
+    """Every run, keyed by label: the grid (patch-query Text VE, :func:`pairs`), the paper's
     head (flatten, no alignment, the KL of the paper-head reference model) and the baseline - all with the study's
     data and budget."""
     common = {"shapes.vocabulary": cfg.vocabulary, "train": cfg.train}
     runs = {row_label(a, k): with_overrides(crossflow, {**common, "model.source.head": "patch_queries",
                                                         "model.source.align_weight": a,
                                                         "model.source.kl_weight": k})
-            for k in cfg.kl_weights for a in cfg.align_weights}
+            for a, k in pairs(cfg)}
     runs[PAPER_HEAD] = with_overrides(crossflow, {**common, "model.source.head": "flatten",
                                                   "model.source.align_weight": 0.0,
                                                   "model.source.kl_weight": None})
@@ -89,7 +95,7 @@ def _arithmetic(model: torch.nn.Module, recipe: T2IRecipe, autoencoder: torch.nn
 
 def _row_path(label: str, recipe: T2IRecipe, cfg: TradeoffConfig):
     # the grid's lists say which rows exist, not how one is measured: a row's numbers stay valid when the grid grows
-    measured = {k: v for k, v in to_dict(cfg).items() if k not in ("align_weights", "kl_weights")}
+    measured = {k: v for k, v in to_dict(cfg).items() if k not in ("align_weights", "kl_weights", "extra_pairs")}
     key = config_hash({"recipe": to_dict(recipe), "eval": measured})
     return cache_dir() / "tradeoff" / f"{label.replace('=', '').replace(',', '_')}-{key}.json"
 
@@ -192,5 +198,5 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["run_row", "main", "PAPER_HEAD", "BASELINE", "row_label", "study_recipes", "run_tradeoff", "summary", "choose", "config",
+__all__ = ["pairs", "run_row", "main", "PAPER_HEAD", "BASELINE", "row_label", "study_recipes", "run_tradeoff", "summary", "choose", "config",
            "run"]
