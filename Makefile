@@ -19,7 +19,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 FASHION_DIR := /usr/share/datasets/fashion-mnist
-MATE_DIR := /usr/share/backgrounds/mate/nature
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TORCH_VERSION := 2.13.0
 
@@ -37,17 +36,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" > /dev/null
 	touch $@
 
-# Fashion-MNIST and the held-out photographs of super-resolution from Debian's packages where apt exists (this
-# changes the system: it runs apt-get, with sudo when not root); NO_APT=1 skips it - the loaders then say where
-# else the files can come from.
-DEBIAN_DATA := dataset-fashion-mnist mate-backgrounds
+# Fashion-MNIST from Debian's package where apt exists (this changes the system: it runs apt-get, with sudo when
+# not root); NO_APT=1 skips it - the loader then says where else the files can come from.
+DEBIAN_DATA := dataset-fashion-mnist
 data:
-	@if [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ] && [ -d $(MATE_DIR) ]; then echo "data: $(FASHION_DIR), $(MATE_DIR)"; \
+	@if [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ]; then echo "data: $(FASHION_DIR)"; \
 	elif [ -n "$(NO_APT)" ]; then echo "NO_APT set: not installing $(DEBIAN_DATA) (see crossflow_mini/datasets/)"; \
 	elif command -v apt-get > /dev/null; then \
 	  echo "installing Debian packages $(DEBIAN_DATA) (apt-get$(if $(SUDO), with sudo))"; \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(DEBIAN_DATA); \
-	else echo "no apt-get: see crossflow_mini/datasets/fashion.py and photos.py for other ways to get the data"; fi
+	else echo "no apt-get: see crossflow_mini/datasets/fashion.py for other ways to get Fashion-MNIST"; fi
 
 test: setup data
 	@start=$$(date +%s); CROSSFLOW_PROFILE=smoke CROSSFLOW_PROGRESS=0 $(PY) -m pytest tests --nbval-lax $(NOTEBOOKS); \

@@ -38,7 +38,7 @@ def test_photo_splits_are_disjoint_by_scene_and_counted():
     for scene in photos.SAME_SCENE:  # all files of one scene sit in one split (or are excluded)
         holders = {s for s, refs in splits.items() if refs & set(scene)}
         assert len(holders) <= 1, f"{scene} is spread over {holders}"
-    assert photos.photo_counts() == {"train": 6, "val": 3, "test": 12}
+    assert photos.photo_counts() == {"train": 6, "val": 1, "test": 2}
     assert sr.photo_counts() == photos.photo_counts()
     used = set().union(*splits.values())
     assert not used & set(photos.EXCLUDED_PHOTOS)
@@ -89,10 +89,7 @@ def test_asking_for_more_patches_than_exist_says_how_many():
 
 def test_photo_patches_keep_serving_train_and_test():
     cfg = photos.PhotoDataConfig(patch_size=32, stride=32)
-    grid = sum((h // 32) * (w // 32) for h, w, _ in (photos.load_photo(r).shape for r in photos.TEST_PHOTOS))
-    assert grid > 504  # coffee 12 x 18 + grace_hopper 18 x 16, and the Debian photographs
-    assert photos.photo_patches("test", cfg).shape == (grid, 3, 32, 32)
-    assert max(photos.load_photo("mate:Aqua.jpg").shape[:2]) == photos.MATE_LONG_SIDE
+    assert photos.photo_patches("test", cfg).shape == (504, 3, 32, 32)  # coffee 12 x 18 + grace_hopper 18 x 16
 
 
 # ------------------------------------------------------------------------------------------------- degradation

@@ -12,19 +12,9 @@ split    photos                                                                 
 train    astronaut (512 x 512), rocket (427 x 640, JPEG), motorcycle_left (500 x 741),             6
          hubble_deep_field (872 x 1000, JPEG), ihc (512 x 512, microscopy), retina (1411 x 1411,
          JPEG, fundus photo)
-val      chelsea (300 x 451, a cat); mate Dune, Storm                                              3
-test     coffee (400 x 600), grace_hopper (600 x 512, matplotlib, JPEG); mate Aqua, Blinds,        12
-         FreshFlower, Garden, GreenMeadow, LadyBird, RainDrops, TwoWings, Wood, YellowFlower
+val      chelsea (300 x 451, a cat)                                                                1
+test     coffee (400 x 600), grace_hopper (600 x 512, matplotlib, JPEG)                            2
 =======  ======================================================================================  ======
-
-**More held-out photographs** ("mate:" references): the nature photographs of the Debian package
-``mate-backgrounds`` (``/usr/share/backgrounds/mate/nature``, GPL-2+, installed by ``make data``) - twelve
-close-ups and landscapes (water drops, leaves, grass, flowers, a ladybird, a storm, dunes, wood). They are
-wallpapers of 1280-2560 pixels; each is resized (anti-aliased, Lanczos) so its long side is
-:data:`MATE_LONG_SIDE` pixels, the scale of the scikit-image photographs, so a 32-pixel patch holds about as much
-of a scene as it does in the training photographs. None is trained on: two join the validation photograph (the
-guidance weight and the number of ODE steps are chosen on more than one cat), ten the test photographs, which gives
-2,535 test patches of 32 pixels (ranking rows whose FID differs by a few points needs thousands).
 
 :func:`photo_counts` returns these counts. Left out, with the reason (:data:`EXCLUDED_PHOTOS`):
 ``motorcycle_right`` is the other half of the Middlebury stereo pair - the same scene as ``motorcycle_left``
@@ -34,14 +24,16 @@ cell, text, page, lfw_subset faces) have no colour to learn; synthetic pictures 
 chessboards, horse silhouette, logos, gift box) are not natural images; a few files are too small for a patch
 (multipage tiffs, a 25 x 14 animated gif, microaneurysms at 102 x 102 grey).
 
-Twenty-one scenes is still small. The patches are many - the non-overlapping 32-pixel grid, once near-flat
-patches are dropped (as :mod:`crossflow_mini.datasets.superres` does), holds 2,417 training, 470 validation and
-2,535 test patches, and random training crops give far more - but a test score measures how well a model
-generalises to twelve unseen photographs, which the notebook says beside every number.
+Nine scenes is small. The patches are many - the non-overlapping 32-pixel grid holds 3,890 training, 126
+validation and 504 test patches (2,417 / 124 / 417 once near-flat ones are dropped, as
+:mod:`crossflow_mini.datasets.superres` does), and random crops give far more - but they all come from nine
+pictures: a test score measures how well a model generalises to *two unseen photographs*, which the notebook
+says beside every number.
 
-Earlier splits (notebook 10's history): ``motorcycle_right`` (the other view of a training scene) was once a test
-photo - a leak, now excluded; the test split was two photographs (417 patches) until the Debian photographs
-joined it. :func:`photo_patches` serves ``train`` and ``test`` only.
+Behaviour change (notebook 10): ``TRAIN_PHOTOS`` and ``TEST_PHOTOS`` used to be six and three files with the
+stereo pair split between them (``motorcycle_left`` in train, ``motorcycle_right`` in test) - a leak. Now
+``motorcycle_right`` is out, ``chelsea`` moved to the validation split (:data:`VAL_PHOTOS`), and ``retina`` joined
+the training photos. :func:`photo_patches` still serves ``train`` and ``test`` only.
 """
 
 from __future__ import annotations
@@ -65,13 +57,8 @@ class PhotoDataConfig:
 #: RGB photographs shipped with scikit-image (skimage/data) and matplotlib (mpl-data/sample_data), by split.
 TRAIN_PHOTOS: tuple[str, ...] = ("skimage:astronaut.png", "skimage:rocket.jpg", "skimage:motorcycle_left.png",
                                  "skimage:hubble_deep_field.jpg", "skimage:ihc.png", "skimage:retina.jpg")
-VAL_PHOTOS: tuple[str, ...] = ("skimage:chelsea.png", "mate:Dune.jpg", "mate:Storm.jpg")
-TEST_PHOTOS: tuple[str, ...] = ("skimage:coffee.png", "matplotlib:grace_hopper.jpg", "mate:Aqua.jpg", "mate:Blinds.jpg",
-                                "mate:FreshFlower.jpg", "mate:Garden.jpg", "mate:GreenMeadow.jpg", "mate:LadyBird.jpg",
-                                "mate:RainDrops.jpg", "mate:TwoWings.jpg", "mate:Wood.jpg", "mate:YellowFlower.jpg")
-#: Where Debian's ``mate-backgrounds`` puts its nature photographs, and the long side they are resized to.
-MATE_DIR = Path("/usr/share/backgrounds/mate/nature")
-MATE_LONG_SIDE = 640
+VAL_PHOTOS: tuple[str, ...] = ("skimage:chelsea.png",)
+TEST_PHOTOS: tuple[str, ...] = ("skimage:coffee.png", "matplotlib:grace_hopper.jpg")
 #: The splits :func:`photo_patches` serves (kept as they were); :func:`photo_refs` also knows ``val``.
 SPLITS = ("train", "test")
 PHOTO_SPLITS = ("train", "val", "test")
@@ -109,44 +96,25 @@ def _photo_path(ref: str) -> Path:
         import matplotlib
 
         return Path(matplotlib.get_data_path()) / "sample_data" / name
-    if package == "mate":
-        return MATE_DIR / name
     raise ValueError(f"unknown photo source {package!r}")
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=16)
 def load_photo(ref: str) -> np.ndarray:
     """One shipped photo as ``uint8 (H, W, 3)``."""
     from skimage.io import imread
 
     path = _photo_path(ref)
     if not path.exists():
-        if ref.startswith("mate:"):
-            raise FileNotFoundError(f"photo {ref} is not at {path}: the held-out photographs come from the Debian "
-                                    f"package mate-backgrounds - run `make data` (or `sudo apt-get install "
-                                    f"mate-backgrounds`)")
         raise FileNotFoundError(f"photo {ref} is not at {path}; reinstall scikit-image / matplotlib "
                                 f"(`pip install --force-reinstall scikit-image matplotlib`)")
-    if ref.startswith("mate:"):
-        return _resized(path, MATE_LONG_SIDE)
     img = imread(path)
     if img.ndim == 2:
         img = np.stack([img] * 3, axis=-1)
     return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
 
 
-def _resized(path: Path, long_side: int) -> np.ndarray:
-    """A large photograph resized (anti-aliased, Lanczos) so that its long side is ``long_side`` pixels."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        scale = long_side / max(im.size)
-        im = im.resize((round(im.size[0] * scale), round(im.size[1] * scale)), Image.LANCZOS)
-        return np.array(im, dtype=np.uint8)
-
-
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=16)
 def photo_tensor(ref: str) -> torch.Tensor:
     """One shipped photo as ``float32 (3, H, W)`` in [-1, 1] (cached: treat it as read-only)."""
     return torch.from_numpy(load_photo(ref)).permute(2, 0, 1).float().div(127.5).sub(1.0).contiguous()
@@ -160,7 +128,7 @@ def photo_refs(split: str) -> tuple[str, ...]:
 
 
 def photo_counts() -> dict[str, int]:
-    """How many distinct photographs (scenes) each split holds: ``{"train": 6, "val": 3, "test": 12}``."""
+    """How many distinct photographs (scenes) each split holds: ``{"train": 6, "val": 1, "test": 2}``."""
     return {split: len(refs) for split, refs in _BY_SPLIT.items()}
 
 

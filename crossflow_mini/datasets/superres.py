@@ -25,11 +25,11 @@ pixel in 16 and aliases; tests check that we do not.
 Two data sets:
 
 * ``"photos"`` - RGB patches of the photographs in :mod:`crossflow_mini.datasets.photos`, split by photograph
-  (6 training, 3 validation, 12 test photos: :func:`photo_counts`). **Training** examples are random crops with a
+  (6 training, 1 validation, 2 test photos: :func:`photo_counts`). **Training** examples are random crops with a
   random flip / 90-degree rotation (the 8 symmetries of the square: a small patch of a photo has no preferred
   orientation); each photo is drawn equally often (by area the 1411-pixel retina would give half of them).
-  **Validation and test** patches are the fixed, non-overlapping grid of the split's photos: 470 / 2,535 patches
-  at 32 pixels (``n_val`` / ``n_test`` thin them evenly). Near-flat patches
+  **Validation and test** patches are the fixed, non-overlapping grid of the split's photos: 124 / 417 patches
+  at 32 pixels, 28 / 119 at 64 (``n_val`` / ``n_test`` thin them evenly). Near-flat patches
   (black sky, the dark rim of the retina) are left out everywhere: their SR is trivial and would inflate PSNR;
   a patch is kept when sqrt(mean over channels of its per-channel variance) >= ``min_patch_std``.
 * ``"fashion"`` - Fashion-MNIST (``load_fashion``), 28 x 28 centred on a ``hr_size`` canvas (32: 1 x 32 x 32 ->

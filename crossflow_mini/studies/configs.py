@@ -157,7 +157,7 @@ class DynamicsConfig:
     task: str = "sr"
     rows: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...] = ()
     snapshots: tuple[int, ...] = (0, 100, 200, 400, 600, 900, 1200)
-    val_items: int = 256
+    val_items: int | None = 256  # None: every validation item
     final_steps: tuple[int, ...] = (1, 2, 3, 5, 10, 20)
     seed: int = 0
 
@@ -165,7 +165,7 @@ class DynamicsConfig:
 _ZERO_OUT = ("model.velocity.zero_out", True)
 #: The super-resolution levers: the shipped recipe, an identity start, learning rates, no unconditional share, the
 #: logit-normal time sampler; standard flow matching and regression as reference curves.
-SR_DYNAMICS = DynamicsConfig(task="sr", rows=(
+SR_DYNAMICS = DynamicsConfig(task="sr", val_items=None, rows=(
     ("shipped", "sr_crossflow", ()),
     ("identity_start", "sr_crossflow", (_ZERO_OUT,)),
     ("identity_start_lr3e-4", "sr_crossflow", (_ZERO_OUT, ("train.lr", 3e-4))),

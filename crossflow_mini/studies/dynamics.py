@@ -34,6 +34,7 @@ import torch
 from .. import registry
 from ..configs import config_hash, to_dict, with_overrides
 from ..core.build import build_model
+from ..datasets.photos import photo_refs
 from ..paths import cache_dir
 from ..profiles import Profile, get_profile
 from ..tasks import common
@@ -43,7 +44,7 @@ from .configs import DEPTH_DYNAMICS, SR_DYNAMICS, DynamicsConfig
 
 
 # ------------------------------------------------------------------------------------------------ the two tasks
-def _sr_task(recipe: Any, n: int) -> tuple[Callable[[int], Any], Callable[[torch.nn.Module, int], dict[str, float]]]:
+def _sr_task(recipe: Any, n: int | None) -> tuple[Callable[[int], Any], Callable[[torch.nn.Module, int], dict[str, float]]]:
     from ..eval.sr import psnr_ssim
     from ..tasks.sr.data import prepare, training_batches
     from ..tasks.sr.evaluate import super_resolve
@@ -89,8 +90,11 @@ def row_recipe(row: tuple[str, str, tuple[tuple[str, Any], ...]], profile: Profi
 
 
 def _curve_path(label: str, recipe: Any, cfg: DynamicsConfig):
+    # the photographs scored are part of the key: a curve measured on other validation photos is another curve
+    held_out = list(photo_refs("val")) if cfg.task == "sr" else None
     key = config_hash({"recipe": to_dict(recipe), "snapshots": list(cfg.snapshots), "val_items": cfg.val_items,
-                       "final_steps": list(cfg.final_steps), "seed": cfg.seed, "task": cfg.task})
+                       "final_steps": list(cfg.final_steps), "seed": cfg.seed, "task": cfg.task,
+                       "val_photos": held_out})
     return cache_dir() / "dynamics" / f"{cfg.task}-{label}-{key}.json"
 
 
