@@ -291,6 +291,19 @@ def sr_table() -> str:
                        "`{command}`.")
 
 
+def tradeoff_table() -> str:
+    return _task_table("t2i_tradeoff", "autoencoder_shapes and judge_shapes", "tradeoff.readme_table",
+                       "{train_steps} training steps per run on the {vocabulary} caption vocabulary, one budget for "
+                       "all; mini-GenEval and Table-8 arithmetic overall at the guidance scale each run chose on "
+                       "validation prompts. Made by `{command}`.")
+
+
+def sr_dynamics_table() -> str:
+    return _task_table("sr_dynamics", "sr_crossflow", "dynamics.readme_table",
+                       "Validation PSNR (dB) on {val_items} patches of the validation photograph at w = 1 (None: all). "
+                       "Made by `{command}`.")
+
+
 def headline_table() -> str:
     """One line per task: our CrossFlow, our standard flow-matching baseline at the same size and budget, and the
     paper's numbers for both (its own data and scale), each from the stored study."""
@@ -404,6 +417,7 @@ TABLES = {
     README: (("headline", headline_table), ("course", course_table), ("runtimes", runtimes_table)),
     RESULTS_MD: (("results", results_table), ("ablation", ablation_table), ("comparison", comparison_table),
                  ("scaling", scaling_table), ("variants", variants_table), ("arithmetic", arithmetic_table),
+                 ("tradeoff", tradeoff_table), ("sr_dynamics", sr_dynamics_table),
                  ("captioning", captioning_table), ("depth", depth_table), ("sr", sr_table), ("bench", bench_table)),
 }
 

@@ -102,7 +102,7 @@ class TradeoffConfig:
 
     align_weights: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0)
     kl_weights: tuple[float, ...] = (1e-3,)
-    extra_pairs: tuple[tuple[float, float], ...] = ((0.0, 1e-2), (0.3, 1e-2))
+    extra_pairs: tuple[tuple[float, float], ...] = ()  # e.g. ((0.3, 1e-2),): a second KL weight
     vocabulary: str = "rich"
     train: TrainConfig = TrainConfig(steps=2000, batch_size=128, lr=1e-3, warmup_steps=200, ema_decay=0.995,
                                      ckpt_every=500, log_every=25)

@@ -169,6 +169,29 @@ def run_dynamics(cfg: DynamicsConfig, profile: Profile, device: Device = None) -
     return out
 
 
+def readme_table(results: dict[str, Any]) -> str:
+    """The RESULTS table of a dynamics study's metrics: per row its lever, the validation score at step 0, its lowest
+    and its last snapshot (EMA and raw weights), and the finished model by Euler steps."""
+    key = results["headline"]
+    steps = sorted({k for r in results["rows"].values() for k in r.get("final_steps", {})},
+                   key=lambda k: int(k.split("=")[1]))
+    rows = [f"| row | lever | step 0 | lowest (EMA) | end, EMA / raw | " + " | ".join(
+        s.replace("steps=", "") + " Euler steps" for s in steps) + " |", "|---|---|---|---|---|" + "---|" * len(steps)]
+    if "bicubic" in results:
+        rows.append(f"| bicubic (the source) | - | {results['bicubic'][key]:.2f} | - | - | "
+                    + " | ".join("-" for _ in steps) + " |")
+    for label, r in results["rows"].items():
+        curve = r["curve"]
+        last = curve[max(curve, key=int)]
+        lever = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in r.get("overrides", {}).items()) or "shipped recipe"
+        lowest = min(p["ema"][key] for p in curve.values())
+        rows.append(f"| {label} | {lever} | {curve['0']['ema'][key]:.2f} | {lowest:.2f} | {last['ema'][key]:.2f} / "
+                    f"{last['raw'][key]:.2f} | " + " | ".join(
+                        f"{r['final_steps'][s][key]:.2f}" if s in r.get("final_steps", {}) else "-" for s in steps)
+                    + " |")
+    return "\n".join(rows)
+
+
 def config(profile: Profile, task: str) -> dict[str, Any]:
     """What the study measures for a profile: its rows and their recipes."""
     cfg = getattr(profile, f"{task}_dynamics")
@@ -198,4 +221,4 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["DynamicsConfig", "SR_DYNAMICS", "DEPTH_DYNAMICS", "TASKS", "HEADLINE", "row_recipe", "run_row", "run_dynamics", "config", "run"]
+__all__ = ["readme_table", "DynamicsConfig", "SR_DYNAMICS", "DEPTH_DYNAMICS", "TASKS", "HEADLINE", "row_recipe", "run_row", "run_dynamics", "config", "run"]

@@ -167,6 +167,29 @@ def choose(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
                     "arithmetic_val)", "scores": scores, "chosen": best}
 
 
+def readme_table(results: dict[str, Any]) -> str:
+    """The RESULTS table of ``data/results/t2i_tradeoff.json``'s metrics (nothing typed by hand)."""
+    rows = ["| run | mini-GenEval, val | mini-GenEval, test | test: train wording / test-only wording | "
+            "arithmetic, val | arithmetic, test | w | train |", "|---|---|---|---|---|---|---|---|"]
+    chosen = results.get("choice", {}).get("chosen")
+    for label, r in results["rows"].items():
+        v, t = summary(r, "val"), summary(r, "test")
+        g = r["geneval_test"][f"w={r['chosen_scale']:g}"]
+        wording = (f"{g['train_wording']['overall']:.3f} / {g['test_only_wording']['overall']:.3f}"
+                   if "test_only_wording" in g else "-")
+
+        def num(x: float | None) -> str:
+            return "-" if x is None else f"{x:.3f}"
+
+        name = f"**{label}** (chosen)" if label == chosen else label
+        rows.append(f"| {name} | {num(v['geneval'])} | {num(t['geneval'])} | {wording} | {num(v['arithmetic'])} | "
+                    f"{num(t['arithmetic'])} | {r['chosen_scale']:g} | {r['train_seconds'] / 60:.1f} min |")
+    if "choice" in results:
+        rows += ["", "Rule, fixed before the test numbers were read: " + results["choice"]["rule"] + "; scores: "
+                 + ", ".join(f"{k} {v:.2f}" for k, v in results["choice"]["scores"].items()) + "."]
+    return "\n".join(rows)
+
+
 def config(profile: Profile) -> dict[str, Any]:
     """What the study measures for a profile: its sizes and the two base recipes."""
     return {"tradeoff": profile.t2i_tradeoff, "crossflow_base": registry.recipe("t2i_shapes", profile),
@@ -198,5 +221,5 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["pairs", "run_row", "main", "PAPER_HEAD", "BASELINE", "row_label", "study_recipes", "run_tradeoff", "summary", "choose", "config",
+__all__ = ["readme_table", "pairs", "run_row", "main", "PAPER_HEAD", "BASELINE", "row_label", "study_recipes", "run_tradeoff", "summary", "choose", "config",
            "run"]
