@@ -11,6 +11,7 @@ from crossflow_mini.eval.sr import psnr_ssim
 from crossflow_mini import registry
 from crossflow_mini.profiles import get_profile
 from crossflow_mini.studies import dynamics
+from crossflow_mini.studies.configs import SR_LEVERS, SR_MEASURED
 from crossflow_mini.tasks.sr.data import prepare
 
 
@@ -35,12 +36,18 @@ def test_an_sr_row_is_scored_at_every_snapshot_and_read_back(tmp_cache, smoke):
 
 
 def test_the_shipped_start_is_not_an_identity(tmp_cache, smoke):
-    cfg = smoke.sr_dynamics
-    shipped = dynamics.row_recipe(next(r for r in cfg.rows if r[0] == "shipped"), smoke)
-    identity = dynamics.row_recipe(next(r for r in cfg.rows if r[0] == "identity_start"), smoke)
+    levers = {r[0]: r for r in SR_LEVERS}
+    shipped = dynamics.row_recipe(levers["shipped"], smoke)
+    identity = dynamics.row_recipe(levers["identity_start"], smoke)
     assert not shipped.model.velocity.zero_out and identity.model.velocity.zero_out
 
 
 def test_an_unknown_row_is_named_with_the_known_ones(smoke):
-    with pytest.raises(KeyError, match="unknown row 'nope'; rows: shipped"):
+    with pytest.raises(KeyError, match="unknown row 'nope'; rows: identity_start"):
         dynamics.run_row("nope", smoke.sr_dynamics, smoke)
+
+
+def test_the_measured_rows_are_levers_of_the_list():
+    assert set(SR_MEASURED) <= {r[0] for r in SR_LEVERS}
+    assert [r[0] for r in get_profile("full", device="cpu").sr_dynamics.rows] == [
+        r[0] for r in SR_LEVERS if r[0] in SR_MEASURED]

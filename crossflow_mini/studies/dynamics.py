@@ -176,7 +176,7 @@ def readme_table(results: dict[str, Any]) -> str:
     steps = sorted({k for r in results["rows"].values() for k in r.get("final_steps", {})},
                    key=lambda k: int(k.split("=")[1]))
     rows = [f"| row | lever | step 0 | lowest (EMA) | end, EMA / raw | " + " | ".join(
-        s.replace("steps=", "") + " Euler steps" for s in steps) + " |", "|---|---|---|---|---|" + "---|" * len(steps)]
+        s.replace("steps=", "") + (" Euler step" if s == "steps=1" else " Euler steps") for s in steps) + " |", "|---|---|---|---|---|" + "---|" * len(steps)]
     if "bicubic" in results:
         rows.append(f"| bicubic (the source) | - | {results['bicubic'][key]:.2f} | - | - | "
                     + " | ".join("-" for _ in steps) + " |")
