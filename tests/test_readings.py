@@ -26,9 +26,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # so that it shows in every test run (as a warning) until the notebook is fixed; a listed number that is no longer a
 # problem fails the test, so the list cannot go stale either.
 KNOWN = {
-    "07_latent_interpolation_and_arithmetic.ipynb": {
-        "30": "'all 30 combinations' of shape and colour: a count of the data set's grammar (5 x 6), not printed",
-    },
     "08_image_captioning.ipynb": {
         "46,000": "'about 46,000 different captions': not printed by the notebook nor stored",
         "120": "'about 120' words in the grammar: not printed by the notebook nor stored",

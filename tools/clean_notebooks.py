@@ -9,7 +9,7 @@ import sys
 
 import nbformat
 
-KEEP_CELL_METADATA = ("tags",)
+KEEP_CELL_METADATA = ("tags", "nbgrader")  # nbgrader: the exercise cells (make student)
 
 
 def merge_streams(outputs: list) -> list:
