@@ -117,3 +117,19 @@ def test_make_student_command_line(tmp_path):
     path = NOTEBOOKS[0]
     assert make_student.main([str(path), "--out", str(tmp_path)]) == 0
     assert (tmp_path / make_student.STUDENT_DIR / path.name).exists()
+
+
+def test_cleaning_an_executed_notebook_keeps_the_exercise_marks(tmp_path):
+    """`make notebooks` cleans what a run leaves behind; nbgrader's cell metadata is content and must stay."""
+    from clean_notebooks import clean
+
+    nb = nbformat.v4.new_notebook()
+    mark = {"grade": False, "solution": True, "locked": False, "schema_version": 3, "grade_id": "x-ex1-solution"}
+    cell = nbformat.v4.new_code_cell("### BEGIN SOLUTION\nanswer = 1\n### END SOLUTION")
+    cell.metadata = {"nbgrader": mark, "execution": {"iopub.status.busy": "2026-01-01T00:00:00Z"}, "tags": ["a"]}
+    nb.cells.append(cell)
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    clean(str(path))
+    kept = nbformat.read(path, as_version=4).cells[0].metadata
+    assert kept == {"nbgrader": mark, "tags": ["a"]}
