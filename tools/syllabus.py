@@ -249,11 +249,11 @@ def course_map(prefix: str = "../") -> str:
     rows += ["", f"Run: the notebook executed with the course profile on {times.get('machine', '2 CPU cores')}, "
              "kernel start included - the first time on a fresh clone (the caches of data/cache/ are filled then; "
              + (f"the fastest and slowest of {n_fresh} such runs" if n_fresh >= 2 else "one run") +
-             ") and again. What moves these times: the first run also encodes the captions with MiniLM and the "
-             "images with the autoencoder into data/cache/ (the second run reads them); another program busy on the "
-             "same cores slows every notebook (two busy cores roughly double the times); machines sold as the same "
-             "kind differ by up to 2x; more cores help little at these model sizes. Read: a careful first read of the prose and the code. "
-             "Exercises: how many, and their estimated minutes."]
+             ") and again (the second figure may come from an earlier recording). What moves these times: the first "
+             "run also fills data/cache/ (caption encodings, image latents, rendered data sets; the second run reads "
+             "them); another program busy on the same cores slows every notebook; machines sold as the same kind "
+             "differ by up to 2x; more cores help little at these model sizes. Read: a careful first read of the "
+             "prose and the code. Exercises: how many, and their estimated minutes."]
     return "\n".join(rows)
 
 
