@@ -3,7 +3,7 @@ seed (see :mod:`crossflow_mini.checks`)."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -31,22 +31,27 @@ def _abs_rel(pred: torch.Tensor, depth: torch.Tensor) -> float:
     return dm.depth_metrics(pred, depth)["abs_rel"]
 
 
-def exercise_2(answer: Mapping[int, float], model: Any, images: torch.Tensor, depth: torch.Tensor) -> bool:
-    """``answer``: Euler steps (1, 2, 5) -> AbsRel of the model's prediction (seed 0) against ``depth``."""
-    expected = {k: _abs_rel(depth_eval.predict_depth(model, images, steps=k, seed=0), depth) for k in STEP_COUNTS}
+def _sweep(answer: Any, predict: Callable[[Any], torch.Tensor], keys: tuple, depth: torch.Tensor, what: str,
+           hint: str) -> bool:
+    """``answer``: key -> AbsRel; right when it holds every key of ``keys`` and each value matches ``predict(key)``."""
+    expected = {k: _abs_rel(predict(k), depth) for k in keys}
     ok = isinstance(answer, Mapping) and set(answer) == set(expected) and all(
         close(answer[k], expected[k], rtol=1e-3) for k in expected)
-    return verdict(ok, "AbsRel per number of steps: " + ", ".join(f"{k}: {v:.3f}" for k, v in expected.items()),
-                   "depth_eval.predict_depth(model, images, steps=k, seed=0), scored with dm.depth_metrics")
+    return verdict(ok, what + ": " + ", ".join(f"{k:g}: {v:.3f}" for k, v in expected.items()), hint)
+
+
+def exercise_2(answer: Mapping[int, float], model: Any, images: torch.Tensor, depth: torch.Tensor) -> bool:
+    """``answer``: Euler steps (1, 2, 5) -> AbsRel of the model's prediction (seed 0) against ``depth``."""
+    return _sweep(answer, lambda k: depth_eval.predict_depth(model, images, steps=k, seed=0), STEP_COUNTS, depth,
+                  "AbsRel per number of steps",
+                  "depth_eval.predict_depth(model, images, steps=k, seed=0), scored with dm.depth_metrics")
 
 
 def exercise_3(answer: Mapping[float, float], model: Any, images: torch.Tensor, depth: torch.Tensor) -> bool:
     """``answer``: guidance scale (0, 1, 2, 4) -> AbsRel of the model's prediction (seed 0) against ``depth``."""
-    expected = {w: _abs_rel(depth_eval.predict_depth(model, images, guidance_scale=w, seed=0), depth) for w in SCALES}
-    ok = isinstance(answer, Mapping) and set(answer) == set(expected) and all(
-        close(answer[w], expected[w], rtol=1e-3) for w in expected)
-    return verdict(ok, "AbsRel per guidance scale: " + ", ".join(f"{w:g}: {v:.3f}" for w, v in expected.items()),
-                   "depth_eval.predict_depth(model, images, guidance_scale=w, seed=0) for w = 0, 1, 2, 4")
+    return _sweep(answer, lambda w: depth_eval.predict_depth(model, images, guidance_scale=w, seed=0), SCALES, depth,
+                  "AbsRel per guidance scale",
+                  "depth_eval.predict_depth(model, images, guidance_scale=w, seed=0) for w = 0, 1, 2, 4")
 
 
 def exercise_4(answer: int, model_config: Any) -> bool:

@@ -32,7 +32,7 @@ from ..paths import cache_dir
 from ..core.params import count_parameters
 from ..eval.geneval import mini_geneval
 from ..profiles import Profile, get_profile
-from ..tasks.common import Device
+from ..tasks.common import Device, choose_scale
 from ..tasks.t2i.arithmetic import ArithmeticConfig, run_arithmetic
 from ..tasks.t2i.data import prepare
 from ..tasks.t2i.evaluate import generate
@@ -119,7 +119,7 @@ def run_row(label: str, recipe: T2IRecipe, cfg: TradeoffConfig, autoencoder: tor
                                             if v and k != "step"},
                            "geneval_val": _geneval(model, recipe, autoencoder, judge, val, cfg, device),
                            "geneval_test": _geneval(model, recipe, autoencoder, judge, test, cfg, device)}
-    w = max(cfg.scales, key=lambda s: (row["geneval_val"][f"w={s:g}"]["all"]["overall"], -abs(s - 1.0)))
+    w = choose_scale(row["geneval_val"], lambda entry: entry["all"]["overall"])  # the project's one tie rule
     row["chosen_scale"] = w
     if label != BASELINE:
         row["arithmetic_val"] = _arithmetic(model, recipe, autoencoder, judge, w, cfg, cfg.val_seed)
