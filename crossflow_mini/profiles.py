@@ -168,7 +168,7 @@ SMOKE: dict[str, Any] = {
                                  scales=(1.0,)),
     "t2i_variants": VariantsConfig(train=_TINY_TRAIN, geneval_per_kind=4, scales=(1.0,)),
     "t2i_ablation": T2IAblationConfig(train=_TINY_TRAIN, max_prompts=16),
-    "t2i_tradeoff": TradeoffConfig(align_weights=(0.0, 1.0), kl_weights=(1e-3,), extra_pairs=(), train=_TINY_TRAIN,
+    "t2i_tradeoff": TradeoffConfig(align_weights=(0.0, 1.0), kl_weights=(1e-3,), train=_TINY_TRAIN,
                                    scales=(1.0,), geneval_per_kind=4, arithmetic_cases=2),
     "sr_study": SRStudyConfig(sources=("none", "noise"), regression_losses=("l1",)),
     "sr_dynamics.snapshots": (0, 3, 6), "sr_dynamics.val_items": 8, "sr_dynamics.final_steps": (1, 2),
