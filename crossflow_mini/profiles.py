@@ -79,16 +79,16 @@ class Profile:
     eval_images: int = 1000  # images used to measure reconstruction quality in a notebook
     # ---- the notebooks' live training runs
     flow2d: Flow2DConfig = Flow2DConfig()
-    autoencoder_demo: TrainConfig = dataclasses.replace(AUTOENCODER_TRAIN, steps=300, warmup_steps=50, ckpt_every=0)
+    autoencoder_demo: TrainConfig = dataclasses.replace(AUTOENCODER_TRAIN, steps=100, warmup_steps=20, ckpt_every=0)
     #: the ShapesWorld data notebooks 04 and 05 train their live demonstration on: a fifth of the course's training
     #: images (a cold start embeds their captions in seconds), the same validation and test splits
     t2i_demo_shapes: ShapesDataConfig = ShapesDataConfig(n_train=4_000, n_val=1_000, n_test=2_000)
-    t2i_demo: TrainConfig = dataclasses.replace(T2I_TRAIN, steps=300, warmup_steps=50, ema_decay=0.99, ckpt_every=0,
-                                                log_every=10)
-    depth_demo: TrainConfig = dataclasses.replace(DEPTH_TRAIN, steps=100, batch_size=32, warmup_steps=20,
-                                                  lr_schedule="constant", ema_decay=0.9, ckpt_every=0, log_every=5)
-    sr_demo: TrainConfig = dataclasses.replace(SR_TRAIN, steps=100, warmup_steps=20, ema_decay=0.9, ckpt_every=0,
-                                               log_every=5)
+    t2i_demo: TrainConfig = dataclasses.replace(T2I_TRAIN, steps=120, warmup_steps=20, ema_decay=0.95, ckpt_every=0,
+                                                log_every=5)
+    depth_demo: TrainConfig = dataclasses.replace(DEPTH_TRAIN, steps=40, batch_size=32, warmup_steps=8,
+                                                  lr_schedule="constant", ema_decay=0.8, ckpt_every=0, log_every=2)
+    sr_demo: TrainConfig = dataclasses.replace(SR_TRAIN, steps=40, warmup_steps=8, ema_decay=0.8, ckpt_every=0,
+                                               log_every=2)
     #: test prompts per scene kind that judge notebook 06's live scaling point (None: the study's own number)
     scaling_demo_prompts: int | None = 50
     caption_notebook: CaptionEvalConfig = CaptionEvalConfig(choose_images=200, max_images=300)
@@ -168,7 +168,8 @@ SMOKE: dict[str, Any] = {
                                  scales=(1.0,)),
     "t2i_variants": VariantsConfig(train=_TINY_TRAIN, geneval_per_kind=4, scales=(1.0,)),
     "t2i_ablation": T2IAblationConfig(train=_TINY_TRAIN, max_prompts=16),
-    "t2i_tradeoff": TradeoffConfig(align_weights=(0.0, 1.0), kl_weights=(1e-3,), train=_TINY_TRAIN,
+    "t2i_tradeoff": TradeoffConfig(align_weights=(0.0, 1.0), kl_weights=(1e-3,), extra_pairs=((1.0, 1e-2),),
+                                   train=_TINY_TRAIN,
                                    scales=(1.0,), geneval_per_kind=4, arithmetic_cases=2),
     "sr_study": SRStudyConfig(sources=("none", "noise"), regression_losses=("l1",)),
     "sr_dynamics.snapshots": (0, 3, 6), "sr_dynamics.val_items": 8, "sr_dynamics.final_steps": (1, 2),

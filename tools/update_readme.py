@@ -376,6 +376,12 @@ def runtimes_table() -> str:
     rows.append(f"| total | {first_total} | " + " | ".join(f"{x / 60:.1f} min" if x else "-" for x in total[1:])
                 + " |")
     rows.append("")
+    tests = [r["seconds"] for r in t.get("runs", {}).get("make_test", [])]
+    if tests:
+        span = (f"{min(tests) / 60:.1f}-{max(tests) / 60:.1f} min over {len(tests)} green runs" if len(tests) >= 2
+                else f"{tests[0] / 60:.1f} min (one green run)")
+        rows.append(f"`make test` (every test, and every notebook under nbval with the smoke profile; set-up not "
+                    f"counted): {span}, recorded by `make test RECORD=1`. ")
     n_fresh = len(syllabus.fresh_runs(t))
     if n_fresh >= 2:
         rows.append(f"Fresh clone: the fastest and slowest of {n_fresh} first runs, each on a fresh clone with empty "

@@ -102,7 +102,8 @@ class TradeoffConfig:
 
     align_weights: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0)
     kl_weights: tuple[float, ...] = (1e-3,)
-    extra_pairs: tuple[tuple[float, float], ...] = ()  # e.g. ((0.3, 1e-2),): a second KL weight
+    #: a second KL weight (the code default, 1e-2: a noisier source) at both ends of the alignment axis
+    extra_pairs: tuple[tuple[float, float], ...] = ((0.0, 1e-2), (1.0, 1e-2))
     vocabulary: str = "rich"
     train: TrainConfig = TrainConfig(steps=2000, batch_size=128, lr=1e-3, warmup_steps=200, ema_decay=0.995,
                                      ckpt_every=500, log_every=25)

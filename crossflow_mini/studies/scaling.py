@@ -63,6 +63,27 @@ def scaling_point(model: FlowModel, recipe: T2IRecipe, autoencoder: torch.nn.Mod
     return out
 
 
+@dataclass
+class LivePoint:
+    """One run of the study trained and judged live (notebook 06): its scores at each scale, its training curve."""
+
+    label: str
+    point: dict[str, Any]
+    history: dict[str, list[float]]
+    parameters: int
+    seconds: float | None
+
+
+def live_point(label: str, recipe: T2IRecipe, data_recipe: T2IRecipe, cfg: ScalingConfig,
+               autoencoder: torch.nn.Module, judge: JudgeNet, seed: int = 0, device: Device = None) -> LivePoint:
+    """Train ``recipe`` on ``data_recipe``'s training split (cached latents and tokens) and judge its EMA weights
+    with :func:`scaling_point` on the test split: one job of :func:`crossflow_mini.parallel.side_by_side`."""
+    train_data, test = prepare(data_recipe, "train", autoencoder), prepare(data_recipe, "test", autoencoder)
+    result = fit(recipe, train_data, desc=label, device=device)
+    point = scaling_point(result.ema, recipe, autoencoder, judge, test, cfg, seed, device)
+    return LivePoint(label, point, result.history, count_parameters(result.ema), result.seconds)
+
+
 def run_scaling_run(label: str, recipe: T2IRecipe, train_data: T2IData, test: T2IData, autoencoder: torch.nn.Module,
                     judge: JudgeNet, cfg: ScalingConfig, name: str | None = None,
                     device: Device = None) -> dict[str, Any]:
@@ -119,4 +140,4 @@ def run(profile: Profile) -> tuple[Any, dict[str, Any]]:
                             registry.load("judge_shapes", profile), profile.device)
 
 
-__all__ = ["ScalingConfig", "scaling_recipes", "scaling_point", "run_scaling_run", "run_scaling", "config", "run"]
+__all__ = ["LivePoint", "live_point", "ScalingConfig", "scaling_recipes", "scaling_point", "run_scaling_run", "run_scaling", "config", "run"]
