@@ -60,3 +60,11 @@ def test_a_rows_summary_reads_its_chosen_scale(split):
     assert tradeoff.summary(row, split)["geneval"] == (0.5 if split == "val" else 0.4)
     row["chosen_scale"] = 2.0
     assert tradeoff.summary(row, split) == {"geneval": 0.9, "arithmetic": 0.2 if split == "val" else 0.1}
+
+
+def test_row_labels_parse_back():
+    from crossflow_mini.studies.tradeoff import parse_label, row_label
+    for align, kl in ((0.0, 1e-3), (0.3, 1e-2), (1.0, 0.1)):
+        assert parse_label(row_label(align, kl)) == (align, kl)
+    with pytest.raises(ValueError, match="grid row"):
+        parse_label("paper_head")

@@ -252,7 +252,8 @@ def course_map(prefix: str = "../") -> str:
              ") and again (the second figure may come from an earlier recording). What moves these times: the first "
              "run also fills data/cache/ (caption encodings, image latents, rendered data sets; the second run reads "
              "them); another program busy on the same cores slows every notebook; machines sold as the same kind "
-             "differ by up to 2x; more cores help little at these model sizes. Read: a careful first read of the "
+             "differ by up to 2x; more cores help little at these model sizes, except in notebook 06, whose two live runs "
+             "train side by side, one per core. Read: a careful first read of the "
              "prose and the code. Exercises: how many, and their estimated minutes."]
     return "\n".join(rows)
 

@@ -50,6 +50,15 @@ def row_label(align: float, kl: float) -> str:
     return f"align={align:g},kl={kl:g}"
 
 
+def parse_label(label: str) -> tuple[float, float]:
+    """``(align_weight, kl_weight)`` of a grid row's label (the inverse of :func:`row_label`)."""
+    try:
+        parts = dict(part.split("=") for part in label.split(","))
+        return float(parts["align"]), float(parts["kl"])
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{label!r} is not a grid row's label (like {row_label(0.3, 1e-3)!r})") from err
+
+
 def pairs(cfg: TradeoffConfig) -> list[tuple[float, float]]:
     """The ``(align_weight, kl_weight)`` of every grid row: the full grid, then the extra pairs not in it."""
     grid = [(a, k) for k in cfg.kl_weights for a in cfg.align_weights]
@@ -221,5 +230,5 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["readme_table", "pairs", "run_row", "main", "PAPER_HEAD", "BASELINE", "row_label", "study_recipes", "run_tradeoff", "summary", "choose", "config",
+__all__ = ["readme_table", "pairs", "parse_label", "run_row", "main", "PAPER_HEAD", "BASELINE", "row_label", "study_recipes", "run_tradeoff", "summary", "choose", "config",
            "run"]
