@@ -4,9 +4,10 @@ each other (CrossFlow and the baseline in notebook 06) would otherwise leave one
 At these model sizes a second torch thread adds little to one run (``make bench``), while a second process doubles
 the work done: so ``side_by_side`` starts ``processes`` workers of ``cores // processes`` threads each. Workers are
 spawned (a fresh interpreter each, as on macOS and Windows), so a job must be a function importable from a module -
-not one defined in a notebook cell - and its arguments and result are pickled (weights travel as state dicts, never
-through ``torch.load``). Each job seeds itself from its own recipe, so the results do not depend on which worker ran
-it; with ``processes=1`` the jobs run one after another in this process.
+not one defined in a notebook cell - and its arguments and result are pickled. Weights never travel that way: a job
+gets checkpoint names and a profile, and loads the weights itself from their checksummed files (``side_by_side``
+refuses a ``torch.nn.Module`` argument). Each job seeds itself from its own recipe, so the results do not depend on
+which worker ran it; with ``processes=1`` the jobs run one after another in this process.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def side_by_side(fn: Callable[..., T], jobs: Sequence[dict[str, Any]], processes
     one per job); results come back in the order of ``jobs``. An exception in a job is raised here."""
     if not jobs:
         raise ValueError("side_by_side needs at least one job")
+    modules = sorted({k for job in jobs for k, v in job.items() if isinstance(v, torch.nn.Module)})
+    if modules:
+        raise TypeError(f"side_by_side: {', '.join(modules)} is a torch module; pass the checkpoint's name (and the "
+                        f"profile) and load it inside the job - weights are not sent to workers through pickle")
     processes = default_processes(len(jobs)) if processes is None else processes
     if processes < 1:
         raise ValueError(f"processes must be at least 1; got {processes}")

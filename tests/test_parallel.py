@@ -36,3 +36,8 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="processes"):
         side_by_side(dict, [{}], processes=0)
     assert default_processes(1) == 1 and default_processes(100) == (os.cpu_count() or 1)
+
+
+def test_modules_are_refused_weights_load_inside_the_job():
+    with pytest.raises(TypeError, match="checkpoint's name"):
+        side_by_side(dict, [{"model": torch.nn.Linear(2, 2)}], processes=1)

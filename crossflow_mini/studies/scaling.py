@@ -74,13 +74,15 @@ class LivePoint:
     seconds: float | None
 
 
-def live_point(label: str, recipe: T2IRecipe, data_recipe: T2IRecipe, cfg: ScalingConfig,
-               autoencoder: torch.nn.Module, judge: JudgeNet, seed: int = 0, device: Device = None) -> LivePoint:
+def live_point(label: str, recipe: T2IRecipe, data_recipe: T2IRecipe, cfg: ScalingConfig, profile: Profile,
+               seed: int = 0) -> LivePoint:
     """Train ``recipe`` on ``data_recipe``'s training split (cached latents and tokens) and judge its EMA weights
-    with :func:`scaling_point` on the test split: one job of :func:`crossflow_mini.parallel.side_by_side`."""
+    with :func:`scaling_point` on the test split: one job of :func:`crossflow_mini.parallel.side_by_side`. The
+    shipped autoencoder and judge are loaded here, from their checksummed files, by the process that runs the job."""
+    autoencoder, judge = registry.load("autoencoder_shapes", profile), registry.load("judge_shapes", profile)
     train_data, test = prepare(data_recipe, "train", autoencoder), prepare(data_recipe, "test", autoencoder)
-    result = fit(recipe, train_data, desc=label, device=device)
-    point = scaling_point(result.ema, recipe, autoencoder, judge, test, cfg, seed, device)
+    result = fit(recipe, train_data, desc=label, device=profile.device)
+    point = scaling_point(result.ema, recipe, autoencoder, judge, test, cfg, seed, profile.device)
     return LivePoint(label, point, result.history, count_parameters(result.ema), result.seconds)
 
 
