@@ -68,3 +68,11 @@ def test_row_labels_parse_back():
         assert parse_label(row_label(align, kl)) == (align, kl)
     with pytest.raises(ValueError, match="grid row"):
         parse_label("paper_head")
+
+
+def test_an_unknown_row_is_refused_with_the_rows_there_are(capsys, monkeypatch):
+    monkeypatch.setenv("CROSSFLOW_PROFILE", "smoke")
+    with pytest.raises(SystemExit):
+        tradeoff.main(["align=0.5,kl=0.001"])
+    err = capsys.readouterr().err
+    assert "not a row" in err and "align=0,kl=0.001" in err and "paper_head" in err

@@ -101,9 +101,9 @@ class TradeoffConfig:
     and ``test_seed`` (test - the seed of the arithmetic study's cases)."""
 
     align_weights: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0)
-    kl_weights: tuple[float, ...] = (1e-3,)
-    #: a second KL weight (the code default, 1e-2: a noisier source) at both ends of the alignment axis
-    extra_pairs: tuple[tuple[float, float], ...] = ((0.0, 1e-2), (1.0, 1e-2))
+    #: the shipped model's KL weight, and the public code's default (1e-2: a noisier source)
+    kl_weights: tuple[float, ...] = (1e-3, 1e-2)
+    extra_pairs: tuple[tuple[float, float], ...] = ()  # (align, kl) pairs beyond the grid
     vocabulary: str = "rich"
     train: TrainConfig = TrainConfig(steps=2000, batch_size=128, lr=1e-3, warmup_steps=200, ema_decay=0.995,
                                      ckpt_every=500, log_every=25)

@@ -220,6 +220,11 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     profile = get_profile()
     cfg = config(profile)
+    known = list(study_recipes(cfg["crossflow_base"], cfg["baseline_base"], profile.t2i_tradeoff))
+    unknown = [r for r in args.rows if r not in known]
+    if unknown:
+        p.error(f"{', '.join(unknown)}: not a row of the {profile.name} profile's study; its rows are "
+                f"{', '.join(known)} (add a pair to TradeoffConfig.extra_pairs for another)")
     res = run_tradeoff(cfg["crossflow_base"], cfg["baseline_base"], profile.t2i_tradeoff,
                        registry.load("autoencoder_shapes", profile), registry.load("judge_shapes", profile),
                        profile.device, only=args.rows or None)
