@@ -15,6 +15,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -25,13 +26,21 @@ TIMES = ROOT / "data" / "results" / "notebook_times.json"
 MAX_RUNS = 6
 
 
-def record(name: str, seconds: float, path: Path = TIMES) -> list[dict]:
-    """Append one run of ``name`` and return its recorded runs (oldest first)."""
-    times = json.loads(path.read_text()) if path.exists() else {}
+def append_run(times: dict, name: str, seconds: Any) -> list[dict]:
+    """Add one run of ``name`` (a total, or ``{notebook: seconds}``) to ``times["runs"]``, keep the last
+    ``MAX_RUNS`` and stamp the machine; the one place a recorded run is made (also ``tools/run_notebooks.py``)."""
     runs = times.setdefault("runs", {}).setdefault(name, [])
-    runs.append({"date": time.strftime("%Y-%m-%d"), "seconds": round(float(seconds), 1)})
+    runs.append({"date": time.strftime("%Y-%m-%d"),
+                 "seconds": seconds if isinstance(seconds, dict) else round(float(seconds), 1)})
     del runs[:-MAX_RUNS]
     times["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores"
+    return runs
+
+
+def record(name: str, seconds: float, path: Path = TIMES) -> list[dict]:
+    """Append one run of ``name`` to ``path`` and return its recorded runs (oldest first)."""
+    times = json.loads(path.read_text()) if path.exists() else {}
+    runs = append_run(times, name, seconds)
     atomic_write_text(path, json.dumps(times, indent=2, sort_keys=True) + "\n")
     return runs
 

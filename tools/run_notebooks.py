@@ -38,12 +38,13 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 from clean_notebooks import clean  # noqa: E402
+from record_time import append_run  # noqa: E402
+from crossflow_mini.utils import atomic_write_text  # noqa: E402
 
 RECORDED_TIMES = ROOT / "data" / "results" / "notebook_times.json"
 LOCAL_TIMES = ROOT / "data" / "cache" / "notebook_times.json"
 EXECUTED_DIR = ROOT / "build" / "notebooks"
 TIMEOUT_S = 900
-MAX_RUNS = 6  # recorded runs kept per --record-as name
 
 
 def execute(path: Path, out: Path) -> float:
@@ -103,13 +104,10 @@ def main() -> int:
         entry[path.stem] = ran[path.stem] = round(seconds, 1)
         print(f"{path.name}: {seconds:.1f} s -> {out.relative_to(ROOT)}", flush=True)
     if args.record_as and ran:
-        # every recorded run is kept (the last MAX_RUNS), so the tables quote a range, not one quiet figure
-        runs = times.setdefault("runs", {}).setdefault(args.record_as, [])
-        runs.append({"date": time.strftime("%Y-%m-%d"), "seconds": ran})
-        del runs[:-MAX_RUNS]
+        # every recorded run is kept (the last few), so the tables quote a range, not one quiet figure
+        append_run(times, args.record_as, ran)
     times["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores"
-    times_file.parent.mkdir(parents=True, exist_ok=True)
-    times_file.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(times_file, json.dumps(times, indent=2, sort_keys=True) + "\n")
     print(f"times: {times_file.relative_to(ROOT)}")
     print(summary(ran, args.profile))
     return 0
